@@ -1,0 +1,100 @@
+// Every bound in hotstock lives here, with its unit last in the name.
+// Relationships between bounds are asserted when this module loads, so a
+// change that breaks one fails at start, not under load.
+import assert from 'node:assert/strict';
+
+// ---- identifiers and input -------------------------------------------------
+
+/** SKU, order, user and idempotency ids: 1..128 printable characters. */
+export const idLengthMax = 128;
+/** Catalog attributes (product, size, color) are short labels. */
+export const labelLengthMax = 64;
+/** Free-text fields such as an adjustment reason. */
+export const reasonLengthMax = 256;
+/** Units in one reservation; a flash sale never sells a pallet to one user. */
+export const orderQtyMax = 1_000;
+/** Stock counts and adjustment deltas stay far inside the safe-integer range. */
+export const stockUnitsMax = 1_000_000_000;
+/** Prices in cents: up to ten million currency units. */
+export const priceCentsMax = 1_000_000_000;
+/** JSON request bodies (Fastify's default, stated explicitly): 1 MiB. */
+export const requestBodyBytesMax = 1024 * 1024;
+/** Path parameters are ids; percent-encoded UTF-8 takes up to 12 bytes a character. */
+export const pathParamBytesMax = idLengthMax * 12;
+/** Items in one `POST /v1/orders:batch`. */
+export const batchRequestItemsMax = 1_000;
+
+// ---- engine ----------------------------------------------------------------
+
+/** Requests that may wait in one SKU's queue before new ones get 503 `overloaded`. */
+export const skuQueueDepthMax = 4_096;
+/** Requests waiting across all SKUs; bounds memory when many SKUs are hot at once. */
+export const engineQueueDepthMax = 65_536;
+/** Operations a SKU writer decides and commits together. */
+export const batchOpsMax = 512;
+/** Times a batch is re-decided after a version conflict before it fails. */
+export const commitConflictRetriesMax = 8;
+/** SKUs the engine holds warm in memory (each is a few hundred bytes). */
+export const skusMax = 1_000_000;
+/** Seconds a client is told to wait after 503 `overloaded` or `store_unavailable`. */
+export const retryAfterSeconds = 1;
+
+// ---- time ------------------------------------------------------------------
+
+/** A reservation holds stock this long unless paid (DESIGN: 15 minutes). */
+export const reservationTtlMsDefault = 15 * 60 * 1000;
+export const reservationTtlMsMin = 1_000;
+export const reservationTtlMsMax = 7 * 24 * 60 * 60 * 1000;
+/** Idempotency records are kept one day by default. */
+export const idempotencyTtlMsDefault = 24 * 60 * 60 * 1000;
+export const idempotencyTtlMsMin = 1_000;
+export const idempotencyTtlMsMax = 30 * 24 * 60 * 60 * 1000;
+/** How often the sweeper looks for expired reservations and idempotency records. */
+export const sweepIntervalMsDefault = 1_000;
+export const sweepIntervalMsMin = 10;
+export const sweepIntervalMsMax = 60_000;
+/** Entries one sweep handles; the rest wait for the next sweep. */
+export const sweepEntriesMax = 1_000;
+/** Time given to in-flight requests and batches on SIGTERM before the store closes anyway. */
+export const shutdownGraceMsDefault = 10_000;
+
+// ---- reads -----------------------------------------------------------------
+
+export const listLimitDefault = 50;
+export const listLimitMax = 500;
+/** Index entries one listing request may examine while filtering, so a sparse filter stays cheap. */
+export const listScanEntriesMax = 5_000;
+
+// ---- store -----------------------------------------------------------------
+
+/** LMDB reserves address space up front; 64 GiB of virtual space costs nothing until used. */
+export const lmdbMapSizeBytesDefault = 64 * 1024 * 1024 * 1024;
+/** One LMDB commit carries at most this many checks and writes. */
+export const lmdbCommitOpsMax = 65_536;
+/** One LMDB commit carries at most this many bytes of values. */
+export const lmdbCommitBytesMax = 256 * 1024 * 1024;
+/** Writes a reservation needs at most: order, idempotency record and its expiry entry, three indexes, per-user counter. */
+export const reservationWritesMax = 7;
+/** Writes and checks a SKU record adds to a batch once (its put and its version check). */
+export const batchFixedOpsMax = 2;
+/** Check/fix scans read this many entries per range call. */
+export const scanPageEntries = 1_000;
+
+// ---- auth ------------------------------------------------------------------
+
+/** API keys shorter than this are refused at start: they could be guessed. */
+export const apiKeyLengthMin = 8;
+export const apiKeysMax = 1_000;
+
+assert.ok(batchOpsMax <= skuQueueDepthMax, 'a batch is taken from one queue');
+assert.ok(skuQueueDepthMax >= 4_096, 'DESIGN: a SKU queue holds at least 4096 waiting requests');
+assert.ok(skuQueueDepthMax <= engineQueueDepthMax, 'one SKU cannot exceed the engine bound');
+assert.ok(batchRequestItemsMax <= engineQueueDepthMax, 'a full batch request must be admissible');
+assert.ok(
+  batchOpsMax * reservationWritesMax * 2 + batchFixedOpsMax <= lmdbCommitOpsMax,
+  'a full batch of reservations fits one LMDB commit',
+);
+assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable within the scan bound');
+assert.ok(reservationTtlMsDefault >= reservationTtlMsMin && reservationTtlMsDefault <= reservationTtlMsMax);
+assert.ok(idempotencyTtlMsDefault >= idempotencyTtlMsMin && idempotencyTtlMsDefault <= idempotencyTtlMsMax);
+assert.ok(orderQtyMax <= stockUnitsMax);

@@ -1,0 +1,90 @@
+// The store contract: the one interface the engine, the HTTP reads and the
+// offline checker use, implemented by the embedded LMDB store and (in
+// distributed mode) etcd. Every implementation must pass
+// test/conformance/store-conformance.ts.
+//
+// Keys are strings ordered by their UTF-8 bytes. Values are JSON-compatible
+// data (the store picks the encoding). Every key carries a `version`: the store
+// revision of the commit that last wrote it (etcd's mod_revision). Version 0
+// means "absent", so a check `{key, version: 0}` asserts the key does not exist.
+
+export interface Entry<V = unknown> {
+  key: string;
+  value: V;
+  /** Revision of the commit that last wrote this key; always > 0. */
+  version: number;
+}
+
+export type Write = { type: 'put'; key: string; value: unknown } | { type: 'delete'; key: string };
+
+/** A guard on a commit: `key` must be at exactly `version` (0 = absent). */
+export interface VersionCheck {
+  key: string;
+  version: number;
+}
+
+/** A failed check is a result, not an exception: the caller re-reads and re-decides. */
+export type CommitResult = { ok: true; revision: number } | { ok: false; conflictKeys: string[] };
+
+/** Keys in [start, end), ascending, at most `limit` of them. */
+export interface RangeQuery {
+  start: string;
+  end: string;
+  limit: number;
+}
+
+/** What a commit changed, as delivered by the change feed. */
+export interface CommittedChange {
+  revision: number;
+  writes: readonly Write[];
+}
+
+export type ChangeListener = (change: CommittedChange) => void;
+
+export interface StoreLimits {
+  /** Checks plus writes one commit may carry (etcd: 128 ops per txn). */
+  commitOpsMax: number;
+  /** Bytes of keys and values one commit may carry (etcd: 1.5 MiB per request). */
+  commitBytesMax: number;
+}
+
+export interface Store {
+  readonly kind: 'lmdb' | 'etcd';
+  readonly limits: StoreLimits;
+  get<V = unknown>(key: string): Promise<Entry<V> | undefined>;
+  /** Point reads of several keys at one consistent revision, in the order asked. */
+  getMany<V = unknown>(keys: readonly string[]): Promise<(Entry<V> | undefined)[]>;
+  range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]>;
+  /**
+   * Applies every write if every check holds, atomically and durably (flushed to
+   * disk before the promise resolves); otherwise applies nothing and names the
+   * keys whose checks failed. Rejects only when the store itself fails.
+   */
+  commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult>;
+  /** The revision of the latest durable commit (0 for an empty store). */
+  revision(): Promise<number>;
+  /**
+   * Calls `listener` for every commit after this call, in revision order,
+   * once it is durable, including commits made by other processes where the
+   * backend can see them. Returns the function that stops the feed.
+   */
+  subscribe(listener: ChangeListener): () => void;
+  close(): Promise<void>;
+}
+
+/** The end key that makes `range` cover exactly the keys starting with `prefix`. */
+export function prefixEnd(prefix: string): string {
+  if (prefix.length === 0) return '\u{10FFFF}';
+  const last = prefix.charCodeAt(prefix.length - 1);
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+/** Bytes a commit carries, as the store limits count them. */
+export function commitBytes(writes: readonly Write[]): number {
+  let bytes = 0;
+  for (const write of writes) {
+    bytes += Buffer.byteLength(write.key);
+    if (write.type === 'put') bytes += Buffer.byteLength(JSON.stringify(write.value));
+  }
+  return bytes;
+}
