@@ -72,11 +72,31 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** The end key that makes `range` cover exactly the keys starting with `prefix`. */
+const codePointMax = 0x10ffff;
+
+/**
+ * The end key that makes `range` cover exactly the keys starting with `prefix`.
+ *
+ * Keys order by UTF-8 bytes, which is code point order, so the end is the
+ * prefix with its last code point incremented (skipping the surrogate range,
+ * which UTF-8 cannot encode); trailing U+10FFFF, which has no successor, is
+ * dropped first. Lone surrogates count as U+FFFD, as `Buffer.from` encodes
+ * them. No string follows every key, so for `''` (or a prefix of only
+ * U+10FFFF) the end is U+10FFFF: that misses only keys starting with U+10FFFF,
+ * a noncharacter.
+ */
 export function prefixEnd(prefix: string): string {
-  if (prefix.length === 0) return '\u{10FFFF}';
-  const last = prefix.charCodeAt(prefix.length - 1);
-  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+  const points = Array.from(prefix, (char) => {
+    const point = char.codePointAt(0)!;
+    return point >= 0xd800 && point <= 0xdfff ? 0xfffd : point;
+  });
+  while (points.length > 0) {
+    const last = points.pop()!;
+    if (last === codePointMax) continue;
+    const next = last === 0xd7ff ? 0xe000 : last + 1;
+    return points.map((point) => String.fromCodePoint(point)).join('') + String.fromCodePoint(next);
+  }
+  return String.fromCodePoint(codePointMax);
 }
 
 /** Bytes a commit carries, as the store limits count them. */

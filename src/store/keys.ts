@@ -20,8 +20,13 @@ export const keys = {
 
   idempotency: (scope: string, key: string) => `idem/${scope}${sep}${key}`,
 
+  userUnitsRoot: 'user-units/',
   userUnitsPrefix: (sku: string) => `user-units/${sku}${sep}`,
   userUnits: (sku: string, userId: string) => `user-units/${sku}${sep}${userId}`,
+
+  /** Audit trail of stock adjustments, in time order per SKU. */
+  adjustmentPrefix: (sku: string) => `adjustment/${sku}${sep}`,
+  adjustment: (sku: string, id: string) => `adjustment/${sku}${sep}${id}`,
 
   catalogIndexPrefix: 'idx/catalog/',
   /** A prefix over the catalog index for the leading attributes given. */
@@ -29,9 +34,11 @@ export const keys = {
   catalogIndex: (product: string, size: string, color: string, sku: string) =>
     `idx/catalog/${product}${sep}${size}${sep}${color}${sep}${sku}`,
 
+  userOrdersRoot: 'idx/user-orders/',
   userOrdersPrefix: (userId: string) => `idx/user-orders/${userId}${sep}`,
   userOrders: (userId: string, orderId: string) => `idx/user-orders/${userId}${sep}${orderId}`,
 
+  skuOrdersRoot: 'idx/sku-orders/',
   skuOrdersPrefix: (sku: string) => `idx/sku-orders/${sku}${sep}`,
   skuOrders: (sku: string, orderId: string) => `idx/sku-orders/${sku}${sep}${orderId}`,
 

@@ -130,7 +130,14 @@ export class LmdbStore implements Store {
     // Transactions resolve in the order their callbacks ran, which is revision order.
     assert.ok(revision > this.lastDeliveredRevision, `revision ${revision} delivered out of order`);
     this.lastDeliveredRevision = revision;
-    for (const listener of this.listeners) listener({ revision, writes });
+    for (const listener of this.listeners) {
+      try {
+        listener({ revision, writes });
+      } catch (error) {
+        // The commit is durable whatever a listener does; its caller must still hear "ok".
+        process.emitWarning(`change listener failed at revision ${revision}: ${(error as Error).stack ?? error}`);
+      }
+    }
   }
 
   async revision(): Promise<number> {

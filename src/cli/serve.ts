@@ -1,0 +1,46 @@
+// `hotstock serve`: run the service until SIGTERM/SIGINT, then shut down cleanly.
+import type { Command } from 'commander';
+import { addServeOptions, demoKeys, serveConfig } from '../config.ts';
+import { startService } from '../service.ts';
+
+export function serveCommand(program: Command): void {
+  const command = program.command('serve').description('run the HTTP service');
+  addServeOptions(command).action(async (raw) => {
+    let config: ReturnType<typeof serveConfig>;
+    try {
+      config = serveConfig(raw);
+    } catch (error) {
+      return command.error(`error: ${(error as Error).message}`, { exitCode: 2 });
+    }
+    const service = await startService(config);
+    if (config.apiKeys.get(demoKeys.client) === 'client') printDemoBanner(service.url, service.seededSkus);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        service.app.log.info({ signal }, 'shutting down: draining in-flight work');
+        service.close().then(
+          () => process.exit(0),
+          (error) => {
+            service.app.log.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      });
+    }
+  });
+}
+
+function printDemoBanner(url: string, seeded: number): void {
+  const lines = [
+    '',
+    `hotstock demo is running at ${url}${seeded > 0 ? ` (seeded ${seeded} piggy-shirt SKUs)` : ''}`,
+    `  client key: ${demoKeys.client}`,
+    `  admin key:  ${demoKeys.admin}`,
+    '  try:',
+    `    curl -s -H 'Authorization: Bearer ${demoKeys.client}' -H 'Idempotency-Key: first-try' \\`,
+    `      -H 'Content-Type: application/json' -d '{"sku":"piggy-red-m","qty":1,"userId":"u1"}' ${url}/v1/orders`,
+    `  API docs: ${url}/docs`,
+    '  (demo keys are for trying it out; set --admin-keys/--client-keys for real use)',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,66 @@
+// How records look on the wire (HTTP API v1). `version` is the store revision
+// that last wrote the record and doubles as its ETag.
+import { available } from '../domain/ledger.ts';
+import type { OrderRecord, SkuRecord } from '../domain/types.ts';
+
+export interface SkuView {
+  sku: string;
+  product: string;
+  size: string;
+  color: string;
+  priceCents: number;
+  maxPerUser: number | null;
+  total: number;
+  reserved: number;
+  sold: number;
+  available: number;
+  version: number;
+}
+
+export function skuView(record: SkuRecord, version: number): SkuView {
+  return {
+    sku: record.sku,
+    product: record.product,
+    size: record.size,
+    color: record.color,
+    priceCents: record.priceCents,
+    maxPerUser: record.maxPerUser,
+    total: record.total,
+    reserved: record.reserved,
+    sold: record.sold,
+    available: available(record),
+    version,
+  };
+}
+
+export interface OrderView {
+  id: string;
+  sku: string;
+  qty: number;
+  userId: string;
+  state: string;
+  priceCents: number;
+  createdAt: string;
+  expiresAt: string;
+  history: { state: string; at: string }[];
+  version: number;
+}
+
+export function orderView(order: OrderRecord, version: number): OrderView {
+  return {
+    id: order.id,
+    sku: order.sku,
+    qty: order.qty,
+    userId: order.userId,
+    state: order.state,
+    priceCents: order.priceCents,
+    createdAt: new Date(order.createdAtMs).toISOString(),
+    expiresAt: new Date(order.expiresAtMs).toISOString(),
+    history: order.history.map((change) => ({ state: change.state, at: new Date(change.atMs).toISOString() })),
+    version,
+  };
+}
+
+export function etag(version: number): string {
+  return `"${version}"`;
+}

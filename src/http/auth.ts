@@ -1,0 +1,49 @@
+// API keys with roles. Keys are looked up by their SHA-256, so the lookup
+// time does not depend on how much of a guessed key is right.
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Role } from '../config.ts';
+import { HttpProblem } from '../errors.ts';
+
+/** What a route needs: nothing, a client key, or an admin key (admins may also act as clients). */
+export type RouteRole = Role | 'none';
+
+export interface Principal {
+  role: Role;
+  /** Stable, non-secret name of the key: scopes idempotency keys per caller. */
+  scope: string;
+}
+
+function digest(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export class ApiKeys {
+  private readonly byDigest = new Map<string, Principal>();
+
+  constructor(keys: ReadonlyMap<string, Role>) {
+    for (const [key, role] of keys) {
+      const hash = digest(key);
+      this.byDigest.set(hash, { role, scope: hash.slice(0, 16) });
+    }
+  }
+
+  /** The caller, or a 401/403 problem. */
+  authenticate(request: FastifyRequest, needed: RouteRole): Principal | undefined {
+    if (needed === 'none') return undefined;
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(header) : null;
+    if (match === null)
+      throw new HttpProblem(
+        'unauthorized',
+        'send Authorization: Bearer <api key>',
+        {},
+        { 'www-authenticate': 'Bearer' },
+      );
+    const principal = this.byDigest.get(digest(match[1]!));
+    if (principal === undefined)
+      throw new HttpProblem('unauthorized', 'unknown API key', {}, { 'www-authenticate': 'Bearer' });
+    if (needed === 'admin' && principal.role !== 'admin') throw new HttpProblem('forbidden', 'this needs an admin key');
+    return principal;
+  }
+}

@@ -1,0 +1,89 @@
+// Every error leaves as application/problem+json (RFC 9457) with a stable
+// code from the catalogue, including the ones the framework raises itself
+// (unknown route, wrong method, body too large, bad JSON, bad encoding).
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { retryAfterSeconds } from '../constants.ts';
+import { type ErrorCode, HttpProblem, problemBody } from '../errors.ts';
+
+export const problemContentType = 'application/problem+json';
+
+export function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyReply {
+  const headers: Record<string, string> = { ...problem.headers };
+  if (problem.status === 503 && headers['retry-after'] === undefined)
+    headers['retry-after'] = String(retryAfterSeconds);
+  return reply
+    .code(problem.status)
+    .headers(headers)
+    .type(problemContentType)
+    .send(problemBody(problem.code, problem.detail, problem.extra));
+}
+
+/** Maps Fastify's own error codes onto the catalogue. */
+const frameworkCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_BAD_URL: 'bad_request',
+  FST_ERR_ASYNC_CONSTRAINT: 'bad_request',
+};
+
+export function toProblem(error: FastifyError | Error): HttpProblem {
+  if (error instanceof HttpProblem) return error;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    return new HttpProblem('validation_failed', error.message, {
+      errors: fastifyError.validation.map((issue) => ({
+        location: fastifyError.validationContext,
+        path: issue.instancePath,
+        message: issue.message,
+      })),
+    });
+  }
+  const code = fastifyError.code ? frameworkCodes[fastifyError.code] : undefined;
+  if (code !== undefined) return new HttpProblem(code, error.message);
+  if (error instanceof SyntaxError || fastifyError.statusCode === 400)
+    return new HttpProblem('invalid_json', error.message);
+  if (fastifyError.statusCode !== undefined && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return new HttpProblem('bad_request', error.message);
+  }
+  return new HttpProblem('internal_error', 'the request failed inside the service');
+}
+
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const problem = toProblem(error);
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, new HttpProblem('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}
+
+const allMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+/**
+ * Answers 405 (with Allow) for a known path asked with a method it does not
+ * take. Call after every route is registered, with the methods each path takes.
+ */
+export function installMethodNotAllowed(app: FastifyInstance, routes: Map<string, Set<string>>): void {
+  for (const [url, methods] of routes) {
+    if (methods.has('GET')) methods.add('HEAD');
+    const others = allMethods.filter((method) => !methods.has(method));
+    if (others.length === 0) continue;
+    const allow = [...methods].join(', ');
+    app.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      config: { role: 'none' },
+      handler: (request, reply) =>
+        sendProblem(
+          reply,
+          new HttpProblem('method_not_allowed', `${request.method} is not allowed here; use ${allow}`, {}, { allow }),
+        ),
+    });
+  }
+}

@@ -1,0 +1,73 @@
+// Turning HTTP request details into engine inputs: idempotency intents
+// (scoped per API key, fingerprinted over what the request asks for) and
+// If-Match versions.
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { IdempotencyIntent, OperationResult } from '../engine/operations.ts';
+import { etag } from '../engine/views.ts';
+import { HttpProblem } from '../errors.ts';
+import { keys } from '../store/keys.ts';
+import type { Principal } from './auth.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+  interface FastifyContextConfig {
+    role?: import('./auth.ts').RouteRole;
+  }
+}
+
+/** JSON with object keys sorted, so two spellings of the same request fingerprint alike. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function idempotencyIntent(principal: Principal, key: string, what: string, body: unknown): IdempotencyIntent {
+  const fingerprint = createHash('sha256')
+    .update(what)
+    .update('\n')
+    .update(canonical(body ?? null))
+    .digest('base64url');
+  return { storeKey: keys.idempotency(principal.scope, key), fingerprint };
+}
+
+/** The request's idempotency intent, if it sent an Idempotency-Key header. */
+export function optionalIdempotency(request: FastifyRequest, what: string): IdempotencyIntent | undefined {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string' || request.principal === undefined) return undefined;
+  return idempotencyIntent(request.principal, key, what, request.body);
+}
+
+export function requiredIdempotency(request: FastifyRequest, what: string): IdempotencyIntent {
+  const intent = optionalIdempotency(request, what);
+  if (intent === undefined)
+    throw new HttpProblem('idempotency_key_required', 'send an Idempotency-Key header (1-128 printable characters)');
+  return intent;
+}
+
+/** If-Match as a version; `*` matches anything. An unparseable tag can match nothing (412). */
+export function ifMatchVersion(request: FastifyRequest): number | undefined {
+  const header = request.headers['if-match'];
+  if (typeof header !== 'string' || header.trim() === '*') return undefined;
+  const match = /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(header);
+  if (match === null) throw new HttpProblem('precondition_failed', `If-Match ${header} matches no version`);
+  return Number(match[1]);
+}
+
+/** An engine result as an HTTP reply: the body and its ETag, or a problem. */
+export function unwrap(result: OperationResult): {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Record<string, string>;
+} {
+  if (!result.ok) throw new HttpProblem(result.code, result.detail, result.extra ?? {});
+  const headers: Record<string, string> = { etag: etag(result.body.version) };
+  if (result.replayed) headers['idempotent-replayed'] = 'true';
+  return { status: result.status, body: result.body, headers };
+}

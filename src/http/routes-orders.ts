@@ -1,0 +1,192 @@
+// Order routes: reserve (single and batch), read, list, and the transitions.
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../engine/engine.ts';
+import type { OperationResult } from '../engine/operations.ts';
+import { getOrder, listOrders, type OrderQuery } from '../engine/queries.ts';
+import { etag } from '../engine/views.ts';
+import { HttpProblem, problemBody } from '../errors.ts';
+import type { Store } from '../store/contract.ts';
+import type { Principal } from './auth.ts';
+import {
+  idempotencyIntent,
+  ifMatchVersion,
+  optionalIdempotency,
+  requiredIdempotency,
+  unwrap,
+} from './request-context.ts';
+import {
+  batchBodySchema,
+  emptyBodySchema,
+  idempotentHeadersSchema,
+  listOrdersQuerySchema,
+  orderBodySchema,
+  orderParamsSchema,
+  orderViewSchema,
+  problemSchema,
+} from './schemas.ts';
+
+interface ReservationBody {
+  sku: string;
+  qty: number;
+  userId: string;
+}
+
+interface BatchBody {
+  items: (ReservationBody & { idempotencyKey: string })[];
+}
+
+const errors = { '4xx': problemSchema, '5xx': problemSchema };
+const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
+
+/** What the fingerprint of a reservation covers, shared by single and batch requests. */
+function reservationFingerprintInput({ sku, qty, userId }: ReservationBody): ReservationBody {
+  return { sku, qty, userId };
+}
+
+function batchItemResult(result: OperationResult): { status: number; body: unknown } {
+  if (result.ok) return { status: result.status, body: result.body };
+  return {
+    status: problemBody(result.code, result.detail).status,
+    body: problemBody(result.code, result.detail, result.extra),
+  };
+}
+
+export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store): void {
+  app.post<{ Body: ReservationBody }>(
+    '/v1/orders',
+    {
+      config: { role: 'client' },
+      schema: {
+        summary: 'Reserve stock: creates an order in `created` that expires unless paid',
+        tags: ['orders'],
+        headers: idempotentHeadersSchema,
+        body: orderBodySchema,
+        response: { 200: orderViewSchema, 201: orderViewSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const idempotency = requiredIdempotency(request, 'reserve');
+      const { sku, qty, userId } = request.body;
+      const result = await engine.submit(sku, { kind: 'reserve', qty, userId, idempotency });
+      const { status, body, headers } = unwrap(result);
+      return reply.code(status).headers(headers).send(body);
+    },
+  );
+
+  app.post<{ Body: BatchBody }>(
+    '/v1/orders::batch',
+    {
+      config: { role: 'client' },
+      schema: {
+        summary: 'Up to 1000 reservations, each with its own idempotency key; per-item results',
+        tags: ['orders'],
+        body: batchBodySchema,
+        response: {
+          200: {
+            type: 'object',
+            required: ['results'],
+            properties: {
+              results: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['status', 'body'],
+                  properties: { status: { type: 'integer' }, body: {} },
+                },
+              },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const principal = request.principal as Principal;
+      const results = await Promise.all(
+        request.body.items.map((item) =>
+          engine.submit(item.sku, {
+            kind: 'reserve',
+            qty: item.qty,
+            userId: item.userId,
+            idempotency: idempotencyIntent(
+              principal,
+              item.idempotencyKey,
+              'reserve',
+              reservationFingerprintInput(item),
+            ),
+          }),
+        ),
+      );
+      return { results: results.map(batchItemResult) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/orders/:id',
+    {
+      config: { role: 'client' },
+      schema: {
+        summary: 'An order with its version and state history',
+        tags: ['orders'],
+        params: orderParamsSchema,
+        response: { 200: orderViewSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const order = await getOrder(store, request.params.id);
+      if (order === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
+      return reply.header('etag', etag(order.version)).send(order);
+    },
+  );
+
+  app.get<{ Querystring: OrderQuery }>(
+    '/v1/orders',
+    {
+      config: { role: 'client' },
+      schema: {
+        summary: 'List orders by user, SKU and state',
+        tags: ['orders'],
+        querystring: listOrdersQuerySchema,
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'nextCursor'],
+            properties: { items: { type: 'array', items: orderViewSchema }, nextCursor: { type: ['string', 'null'] } },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request) => listOrders(store, request.query),
+  );
+
+  for (const action of transitionActions) {
+    app.post<{ Params: { id: string } }>(
+      `/v1/orders/:id/${action}`,
+      {
+        config: { role: 'client' },
+        schema: {
+          summary: `Transition: ${action}`,
+          tags: ['orders'],
+          params: orderParamsSchema,
+          headers: idempotentHeadersSchema,
+          body: emptyBodySchema,
+          response: { 200: orderViewSchema, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const sku = await engine.orderSku(request.params.id);
+        if (sku === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
+        const result = await engine.submit(sku, {
+          kind: 'transition',
+          orderId: request.params.id,
+          action,
+          ifMatch: ifMatchVersion(request),
+          idempotency: optionalIdempotency(request, `${action} ${request.params.id}`),
+        });
+        const { status, body, headers } = unwrap(result);
+        return reply.code(status).headers(headers).send(body);
+      },
+    );
+  }
+}

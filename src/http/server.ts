@@ -1,0 +1,94 @@
+// The HTTP server factory: Fastify with strict schema validation, API-key
+// roles, problem+json errors, request metrics and OpenAPI at /docs.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { pathParamBytesMax, requestBodyBytesMax } from '../constants.ts';
+import type { Engine } from '../engine/engine.ts';
+import { HttpProblem } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Store } from '../store/contract.ts';
+import type { ApiKeys } from './auth.ts';
+import { installMethodNotAllowed, installProblemHandlers } from './problem.ts';
+import { opsRoutes } from './routes-ops.ts';
+import { orderRoutes } from './routes-orders.ts';
+import { skuRoutes } from './routes-skus.ts';
+
+/** Request URIs longer than this get 414; well under Node's 16 KiB header limit. */
+const requestUriBytesMax = 8 * 1024;
+
+export interface ServerDeps {
+  engine: Engine;
+  store: Store;
+  metrics: Metrics;
+  apiKeys: ApiKeys;
+  isReady: () => boolean;
+  logger: FastifyServerOptions['logger'];
+}
+
+/** Bodies are validated without coercion (`"qty":"1"` is a 400); query strings are text, so they are coerced. */
+function validators(): { body: Ajv; other: Ajv } {
+  const common = {
+    allErrors: false,
+    removeAdditional: false,
+    useDefaults: false,
+    strict: false,
+    unicodeRegExp: true,
+  } as const;
+  return { body: new Ajv({ ...common, coerceTypes: false }), other: new Ajv({ ...common, coerceTypes: true }) };
+}
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger,
+    // Per-request log lines would cost more than the reservation itself under load; metrics cover requests.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: requestBodyBytesMax, // 1 MiB
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
+  });
+  const ajv = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? ajv.body : ajv.other).compile(schema as object),
+  );
+  installProblemHandlers(app);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'hotstock API', version: '1.0.0', description: 'Flash-sale inventory and orders (API v1)' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const routes = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.hide || route.url.startsWith('/docs')) return;
+    const methods = routes.get(route.url) ?? new Set<string>();
+    for (const method of [route.method].flat()) methods.add(method);
+    routes.set(route.url, methods);
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.url.length > requestUriBytesMax)
+      throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
+    request.principal = deps.apiKeys.authenticate(request, request.routeOptions.config.role ?? 'none');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpRequestDuration.observe(
+      { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+    return payload;
+  });
+
+  skuRoutes(app, deps.engine, deps.store);
+  orderRoutes(app, deps.engine, deps.store);
+  opsRoutes(app, deps.metrics, deps.isReady);
+  installMethodNotAllowed(app, routes);
+  return app;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// hotstock command line: serve | check.
+import { Command } from 'commander';
+import { checkCommand } from './cli/check.ts';
+import { serveCommand } from './cli/serve.ts';
+
+const program = new Command()
+  .name('hotstock')
+  .description('Flash-sale inventory and order service')
+  .showHelpAfterError()
+  .configureHelp({ showGlobalOptions: true });
+
+serveCommand(program);
+checkCommand(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,83 @@
+// Prometheus instruments, one registry per server so tests can run several.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { EngineObserver } from './engine/engine.ts';
+import type { Operation, OperationResult } from './engine/operations.ts';
+
+/** Latency buckets in seconds: sub-millisecond fsyncs up to multi-second stalls. */
+const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+export class Metrics implements EngineObserver {
+  readonly registry = new Registry();
+  readonly httpRequestDuration = new Histogram({
+    name: 'hotstock_http_request_duration_seconds',
+    help: 'HTTP request latency by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: latencyBucketsSeconds,
+    registers: [this.registry],
+  });
+  readonly reservations = new Counter({
+    name: 'hotstock_reservations_total',
+    help: 'Reservation outcomes: created, replayed, or the rejection code',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly transitions = new Counter({
+    name: 'hotstock_order_transitions_total',
+    help: 'Order transitions by action and outcome',
+    labelNames: ['action', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly commitDuration = new Histogram({
+    name: 'hotstock_store_commit_duration_seconds',
+    help: 'Time from handing a batch to the store to its durable commit',
+    buckets: latencyBucketsSeconds,
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: 'hotstock_batch_operations',
+    help: 'Operations decided and committed together in one SKU batch',
+    buckets: batchSizeBuckets,
+    registers: [this.registry],
+  });
+  readonly storeFailures = new Counter({
+    name: 'hotstock_store_failures_total',
+    help: 'Commits the store refused with an error (not version conflicts)',
+    registers: [this.registry],
+  });
+  readonly queueDepth: Gauge;
+  readonly expiries = new Counter({
+    name: 'hotstock_reservations_expired_total',
+    help: 'Reservations released by the sweeper because they were not paid in time',
+    registers: [this.registry],
+  });
+
+  /** `queueDepth` is read when Prometheus scrapes, not tracked on every enqueue. */
+  constructor(queueDepth: () => number) {
+    this.queueDepth = new Gauge({
+      name: 'hotstock_engine_queue_depth',
+      help: 'Operations waiting in SKU queues',
+      registers: [this.registry],
+      collect() {
+        this.set(queueDepth());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'hotstock_' });
+  }
+
+  batchCommitted(batchSize: number, commitMs: number): void {
+    this.batchSize.observe(batchSize);
+    this.commitDuration.observe(commitMs / 1000);
+  }
+
+  operationDecided(op: Operation, result: OperationResult): void {
+    const outcome = result.ok ? (result.replayed ? 'replayed' : 'ok') : result.code;
+    if (op.kind === 'reserve') this.reservations.inc({ result: outcome === 'ok' ? 'created' : outcome });
+    else if (op.kind === 'transition') this.transitions.inc({ action: op.action, result: outcome });
+    else if (op.kind === 'expire' && result.ok) this.expiries.inc();
+  }
+
+  storeFailed(): void {
+    this.storeFailures.inc();
+  }
+}

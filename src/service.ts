@@ -1,0 +1,69 @@
+// The composition root: store -> engine (warmed) -> sweeper -> HTTP server,
+// and the shutdown that unwinds them in reverse: stop accepting, drain
+// in-flight batches, stop the sweeper, close the store.
+import type { FastifyInstance } from 'fastify';
+import { seedDemoCatalog } from './catalog/demo.ts';
+import type { ServeConfig } from './config.ts';
+import { Engine } from './engine/engine.ts';
+import { Sweeper } from './engine/sweeper.ts';
+import { ApiKeys } from './http/auth.ts';
+import { buildServer } from './http/server.ts';
+import { Metrics } from './metrics.ts';
+import type { Store } from './store/contract.ts';
+import { LmdbStore } from './store/lmdb-store.ts';
+
+export interface Service {
+  app: FastifyInstance;
+  engine: Engine;
+  store: Store;
+  sweeper: Sweeper;
+  metrics: Metrics;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
+  url: string;
+  seededSkus: number;
+  close(): Promise<void>;
+}
+
+export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
+  const store = new LmdbStore({ dataDir: config.dataDir });
+  let engineRef: Engine | undefined;
+  const metrics = new Metrics(() => engineRef?.queueDepth ?? 0);
+  const engine = new Engine(
+    store,
+    { reservationTtlMs: config.reservationTtlMs, idempotencyTtlMs: config.idempotencyTtlMs },
+    metrics,
+  );
+  engineRef = engine;
+  let ready = false;
+  const app = await buildServer({
+    engine,
+    store,
+    metrics,
+    apiKeys: new ApiKeys(config.apiKeys),
+    isReady: () => ready,
+    logger: { level: config.logLevel },
+  });
+  const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
+    app.log.error({ err: error }, 'sweep failed'),
+  );
+  const skus = await engine.warm();
+  const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
+  app.log.info({ skus, seededSkus, revision: await store.revision() }, 'engine warm');
+  sweeper.start();
+  const url = await app.listen({ host: config.host, port: config.port });
+  ready = true;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      ready = false;
+      const grace = AbortSignal.timeout(config.shutdownGraceMs);
+      const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
+      await Promise.race([app.close().then(() => engine.drain()), graceElapsed]);
+      await sweeper.stop();
+      await store.close();
+    })();
+    return closing;
+  };
+  return { app, engine, store, sweeper, metrics, url, seededSkus, close };
+}

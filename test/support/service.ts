@@ -1,0 +1,185 @@
+// Starting real hotstock services for tests: in-process (fast, for HTTP
+// behaviour) or as a child process (for crash and CLI tests). Both listen on
+// a free loopback port and use a fresh temporary data directory.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
+import { idempotencyTtlMsDefault, reservationTtlMsDefault } from '../../src/constants.ts';
+import { type Service, startService } from '../../src/service.ts';
+
+export const adminKey = 'test-admin-key';
+export const clientKey = 'test-client-key';
+export const otherClientKey = 'test-client-key-2';
+export const mainScript = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+export function tempDataDir(label = 'hotstock'): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `${label}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestService {
+  url: string;
+  service: Service;
+  dataDir: string;
+  /** Stops the service; the data directory stays until `remove`. */
+  stop: () => Promise<void>;
+  remove: () => void;
+}
+
+export async function startTestService(overrides: Partial<ServeConfig> = {}): Promise<TestService> {
+  const { dir, remove } = tempDataDir();
+  const config: ServeConfig = {
+    ...serveConfig({
+      store: 'lmdb',
+      dataDir: dir,
+      host: '127.0.0.1',
+      port: 0,
+      adminKeys: [adminKey],
+      clientKeys: [clientKey, otherClientKey],
+      reservationTtlMs: reservationTtlMsDefault,
+      idempotencyTtlMs: idempotencyTtlMsDefault,
+      sweepIntervalMs: 1_000,
+      shutdownGraceMs: 5_000,
+      logLevel: 'silent',
+    }),
+    ...overrides,
+  };
+  const service = await startService(config);
+  return { url: service.url, service, dataDir: config.dataDir, stop: () => service.close(), remove };
+}
+
+export interface ApiResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/** A small fetch wrapper: JSON in, JSON (or problem+json) out. */
+export async function api<T = Record<string, unknown>>(
+  base: string,
+  method: string,
+  path: string,
+  options: { key?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  const key = options.key === undefined ? clientKey : options.key;
+  if (key !== null) headers.authorization = `Bearer ${key}`;
+  let body: string | undefined;
+  if (options.rawBody !== undefined) body = options.rawBody;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${base}${path}`, { method, headers, body });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    // Not JSON (e.g. /metrics): hand back the text.
+  }
+  return { status: response.status, headers: response.headers, body: parsed as T };
+}
+
+export async function createSku(
+  base: string,
+  sku: string,
+  fields: { initialStock: number; maxPerUser?: number | null; product?: string; size?: string; color?: string } = {
+    initialStock: 10,
+  },
+): Promise<ApiResponse> {
+  const response = await api(base, 'PUT', `/v1/skus/${encodeURIComponent(sku)}`, {
+    key: adminKey,
+    body: {
+      product: fields.product ?? 'piggy-shirt',
+      size: fields.size ?? 'M',
+      color: fields.color ?? 'red',
+      priceCents: 1999,
+      ...(fields.maxPerUser !== undefined ? { maxPerUser: fields.maxPerUser } : {}),
+      initialStock: fields.initialStock,
+    },
+  });
+  if (response.status !== 201) throw new Error(`creating ${sku}: ${response.status} ${JSON.stringify(response.body)}`);
+  return response;
+}
+
+let idempotencySequence = 0;
+export function freshIdempotencyKey(label = 'k'): string {
+  idempotencySequence++;
+  return `${label}-${process.pid}-${idempotencySequence}-${Math.random().toString(36).slice(2)}`;
+}
+
+export function reserve(
+  base: string,
+  body: { sku: string; qty: number; userId: string },
+  idempotencyKey: string = freshIdempotencyKey(),
+  key: string = clientKey,
+): Promise<ApiResponse> {
+  return api(base, 'POST', '/v1/orders', { key, body, headers: { 'idempotency-key': idempotencyKey } });
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  /** Resolves with the exit code (or signal) once the process has ended. */
+  exited: Promise<number | NodeJS.Signals | null>;
+  output: () => string;
+}
+
+/** Runs `hotstock serve` as a real child process and waits until it listens. */
+export async function spawnServer(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      mainScript,
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--port',
+      '0',
+      '--admin-keys',
+      adminKey,
+      '--client-keys',
+      `${clientKey},${otherClientKey}`,
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal ?? code)),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) resolve(match[1]!);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    exited.then((code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)));
+  });
+  return { url, child, exited, output: () => output };
+}
+
+/** Runs `hotstock check` on a data dir and returns its exit code and output. */
+export async function runCheck(dataDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [mainScript, 'check', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, stdout, stderr };
+}
+
+export type { Role };
