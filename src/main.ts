@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // hotstock command line: serve | check.
 import { Command } from 'commander';
 import { checkCommand } from './cli/check.ts';
