@@ -35,12 +35,14 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   );
   engineRef = engine;
   let ready = false;
+  let closingStarted = false;
   const app = await buildServer({
     engine,
     store,
     metrics,
     apiKeys: new ApiKeys(config.apiKeys),
     isReady: () => ready,
+    isClosing: () => closingStarted,
     logger: { level: config.logLevel },
   });
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
@@ -57,6 +59,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const close = () => {
     closing ??= (async () => {
       ready = false;
+      closingStarted = true;
       const grace = AbortSignal.timeout(config.shutdownGraceMs);
       const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
       await Promise.race([app.close().then(() => engine.drain()), graceElapsed]);

@@ -51,7 +51,7 @@ export async function checkLedger(store: Store): Promise<CheckReport> {
   }
   const tallies = new Map<string, Tally>([...skus.keys()].map((sku) => [sku, { reserved: 0, sold: 0 }]));
   const userUnits = new Map<string, number>();
-  const orders = await checkOrders(store, skus, tallies, userUnits, revision, report);
+  const orders = await checkOrders(store, { tallies, userUnits, revision, report });
   for (const [skuId, sku] of skus) checkSku(sku, tallies.get(skuId)!, report);
   await checkUserUnits(store, userUnits, report);
   await checkCatalogIndex(store, skus, report);
@@ -70,14 +70,15 @@ function checkSku(sku: SkuRecord, tally: Tally, report: (message: string) => voi
     report(`SKU ${sku.sku}: sold is ${sku.sold}, paid/shipped/completed orders hold ${tally.sold}`);
 }
 
-async function checkOrders(
-  store: Store,
-  skus: Map<string, SkuRecord>,
-  tallies: Map<string, Tally>,
-  userUnits: Map<string, number>,
-  revision: number,
-  report: (message: string) => void,
-): Promise<number> {
+/** What the order pass accumulates: ledger tallies per SKU and unit counts per (SKU, user). */
+interface OrderPass {
+  tallies: Map<string, Tally>;
+  userUnits: Map<string, number>;
+  revision: number;
+  report: (message: string) => void;
+}
+
+async function checkOrders(store: Store, { tallies, userUnits, revision, report }: OrderPass): Promise<number> {
   let count = 0;
   for await (const page of scan<OrderRecord>(store, keys.orderPrefix)) {
     const indexKeys = page.flatMap(({ value: order }) => [

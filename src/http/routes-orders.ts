@@ -17,12 +17,13 @@ import {
 import {
   batchBodySchema,
   emptyBodySchema,
+  errorResponses as errors,
   idempotentHeadersSchema,
   listOrdersQuerySchema,
   orderBodySchema,
   orderParamsSchema,
   orderViewSchema,
-  problemSchema,
+  pageSchema,
 } from './schemas.ts';
 
 interface ReservationBody {
@@ -35,7 +36,6 @@ interface BatchBody {
   items: (ReservationBody & { idempotencyKey: string })[];
 }
 
-const errors = { '4xx': problemSchema, '5xx': problemSchema };
 const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
 
 /** What the fingerprint of a reservation covers, shared by single and batch requests. */
@@ -147,14 +147,7 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
         summary: 'List orders by user, SKU and state',
         tags: ['orders'],
         querystring: listOrdersQuerySchema,
-        response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: { items: { type: 'array', items: orderViewSchema }, nextCursor: { type: ['string', 'null'] } },
-          },
-          ...errors,
-        },
+        response: { 200: pageSchema(orderViewSchema), ...errors },
       },
     },
     async (request) => listOrders(store, request.query),

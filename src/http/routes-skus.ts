@@ -9,9 +9,10 @@ import type { Store } from '../store/contract.ts';
 import { ifMatchVersion, optionalIdempotency, unwrap } from './request-context.ts';
 import {
   adjustmentBodySchema,
+  errorResponses as errors,
   idempotentHeadersSchema,
   listSkusQuerySchema,
-  problemSchema,
+  pageSchema,
   putSkuBodySchema,
   skuParamsSchema,
   skuViewSchema,
@@ -25,8 +26,6 @@ interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
   maxPerUser?: number | null;
   initialStock?: number;
 }
-
-const errors = { '4xx': problemSchema, '5xx': problemSchema };
 
 export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): void {
   app.put<{ Params: SkuParams; Body: PutSkuBody }>(
@@ -108,14 +107,7 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
         summary: 'Catalog query over the (product, size, color, sku) index',
         tags: ['skus'],
         querystring: listSkusQuerySchema,
-        response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: { items: { type: 'array', items: skuViewSchema }, nextCursor: { type: ['string', 'null'] } },
-          },
-          ...errors,
-        },
+        response: { 200: pageSchema(skuViewSchema), ...errors },
       },
     },
     async (request) => listSkus(store, engine, request.query),

@@ -90,6 +90,18 @@ export const problemSchema = {
   additionalProperties: true,
 } as const;
 
+/** Every route answers errors as problem+json. */
+export const errorResponses = { '4xx': problemSchema, '5xx': problemSchema } as const;
+
+/** A listing page: items in index order and the cursor for the next page (null at the end). */
+export function pageSchema(itemSchema: object) {
+  return {
+    type: 'object',
+    required: ['items', 'nextCursor'],
+    properties: { items: { type: 'array', items: itemSchema }, nextCursor: { type: ['string', 'null'] } },
+  } as const;
+}
+
 export const skuParamsSchema = {
   type: 'object',
   required: ['sku'],

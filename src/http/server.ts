@@ -24,6 +24,7 @@ export interface ServerDeps {
   metrics: Metrics;
   apiKeys: ApiKeys;
   isReady: () => boolean;
+  isClosing: () => boolean;
   logger: FastifyServerOptions['logger'];
 }
 
@@ -45,7 +46,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Per-request log lines would cost more than the reservation itself under load; metrics cover requests.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: requestBodyBytesMax, // 1 MiB
-    return503OnClosing: true,
+    // Requests that arrive while closing get our own 503 problem (see onRequest), not Fastify's plain JSON.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
   });
@@ -73,6 +75,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request) => {
     if (request.url.length > requestUriBytesMax)
       throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
+    if (deps.isClosing()) throw new HttpProblem('not_ready', 'the service is shutting down');
     request.principal = deps.apiKeys.authenticate(request, request.routeOptions.config.role ?? 'none');
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -80,10 +83,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
-  });
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
-    return payload;
   });
 
   skuRoutes(app, deps.engine, deps.store);
