@@ -5,7 +5,7 @@
 import { adjust, newOrder, reserve, transition } from '../domain/ledger.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
 import { keys } from '../store/keys.ts';
-import type { IdempotencyIntent, Operation, Rejected } from './operations.ts';
+import type { IdempotencyIntent, IfMatch, Operation, Rejected } from './operations.ts';
 import { rejected } from './operations.ts';
 import { orderView, skuView } from './views.ts';
 import type { WorkingSet } from './working-set.ts';
@@ -126,12 +126,8 @@ function decideTransition(
   const orderKey = keys.order(op.orderId);
   const order = ws.get<OrderRecord>(orderKey);
   if (order === undefined || order.sku !== sku.sku) return rejected('order_not_found', `no order ${op.orderId}`);
-  if (
-    op.kind === 'transition' &&
-    op.ifMatch !== undefined &&
-    (ws.writtenHere(orderKey) || ws.version(orderKey) !== op.ifMatch)
-  ) {
-    return rejected('precondition_failed', `order ${order.id} is not at version ${op.ifMatch}`);
+  if (op.kind === 'transition' && preconditionFails(ws, orderKey, op.ifMatch)) {
+    return rejected('precondition_failed', `order ${order.id} does not match If-Match`);
   }
   const action = op.kind === 'expire' ? 'expire' : op.action;
   const outcome = transition(sku, order, action, ctx.nowMs);
@@ -148,9 +144,16 @@ function decideTransition(
   return accepted(200, { ...orderView(outcome.order, 0) });
 }
 
-function skuPreconditionFails(ws: WorkingSet, skuId: string, ifMatch: number | undefined): boolean {
-  const skuKey = keys.sku(skuId);
-  return ifMatch !== undefined && (ws.writtenHere(skuKey) || ws.version(skuKey) !== ifMatch);
+/**
+ * If-Match fails when the key is absent, or (for a version list) when its
+ * current version is not listed. A key this batch already rewrote will carry
+ * the commit's revision, which no client can have seen, so it never matches a list.
+ */
+function preconditionFails(ws: WorkingSet, key: string, ifMatch: IfMatch | undefined): boolean {
+  if (ifMatch === undefined) return false;
+  if (ws.get(key) === undefined) return true;
+  if (ifMatch === '*') return false;
+  return ws.writtenHere(key) || !ifMatch.includes(ws.version(key));
 }
 
 function decideAdjust(
@@ -159,8 +162,8 @@ function decideAdjust(
   op: Extract<Operation, { kind: 'adjust' }>,
   ctx: DecideContext,
 ): Decision {
-  if (skuPreconditionFails(ws, sku.sku, op.ifMatch)) {
-    return rejected('precondition_failed', `SKU ${sku.sku} is not at version ${op.ifMatch}`);
+  if (preconditionFails(ws, keys.sku(sku.sku), op.ifMatch)) {
+    return rejected('precondition_failed', `SKU ${sku.sku} does not match If-Match`);
   }
   const outcome = adjust(sku, op.delta);
   if (!outcome.ok) return rejected(outcome.code, outcome.detail, outcome.extra);
@@ -175,8 +178,8 @@ function decideUpsert(
   existing: SkuRecord | undefined,
   op: Extract<Operation, { kind: 'upsert' }>,
 ): Decision {
-  if (skuPreconditionFails(ws, skuId, op.ifMatch) || (existing === undefined && op.ifMatch !== undefined)) {
-    return rejected('precondition_failed', `SKU ${skuId} is not at version ${op.ifMatch}`);
+  if (preconditionFails(ws, keys.sku(skuId), op.ifMatch)) {
+    return rejected('precondition_failed', `SKU ${skuId} does not match If-Match`);
   }
   if (existing === undefined && op.initialStock === undefined) {
     return rejected('initial_stock_required', `SKU ${skuId} does not exist yet; creating it needs initialStock`);

@@ -10,9 +10,12 @@ export interface IdempotencyIntent {
   fingerprint: string;
 }
 
+/** If-Match (RFC 9110 §13.1.1): `*` (the resource exists) or the versions any of which may match. */
+export type IfMatch = '*' | readonly number[];
+
 interface Guarded {
-  /** Version the caller expects (If-Match); a mismatch is 412 and changes nothing. */
-  ifMatch?: number | undefined;
+  /** What the caller expects (If-Match); a mismatch is 412 and changes nothing. */
+  ifMatch?: IfMatch | undefined;
   idempotency?: IdempotencyIntent | undefined;
 }
 

@@ -3,7 +3,7 @@
 // If-Match versions.
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import type { IdempotencyIntent, OperationResult } from '../engine/operations.ts';
+import type { IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
 import { etag } from '../engine/views.ts';
 import { HttpProblem } from '../errors.ts';
 import { keys } from '../store/keys.ts';
@@ -37,11 +37,18 @@ export function idempotencyIntent(principal: Principal, key: string, what: strin
   return { storeKey: keys.idempotency(principal.scope, key), fingerprint };
 }
 
-/** The request's idempotency intent, if it sent an Idempotency-Key header. */
-export function optionalIdempotency(request: FastifyRequest, what: string): IdempotencyIntent | undefined {
+/**
+ * The request's idempotency intent, if it sent an Idempotency-Key header.
+ * `body` is what the fingerprint covers (the request body unless told otherwise).
+ */
+export function optionalIdempotency(
+  request: FastifyRequest,
+  what: string,
+  body: unknown = request.body,
+): IdempotencyIntent | undefined {
   const key = request.headers['idempotency-key'];
   if (typeof key !== 'string' || request.principal === undefined) return undefined;
-  return idempotencyIntent(request.principal, key, what, request.body);
+  return idempotencyIntent(request.principal, key, what, body);
 }
 
 export function requiredIdempotency(request: FastifyRequest, what: string): IdempotencyIntent {
@@ -51,13 +58,21 @@ export function requiredIdempotency(request: FastifyRequest, what: string): Idem
   return intent;
 }
 
-/** If-Match as a version; `*` matches anything. An unparseable tag can match nothing (412). */
-export function ifMatchVersion(request: FastifyRequest): number | undefined {
+/**
+ * If-Match as the engine takes it: `*`, or the versions listed. Weak tags
+ * (`W/"7"`) never match, since If-Match uses strong comparison (RFC 9110
+ * §13.1.1); a header with no usable tag therefore matches nothing (412).
+ */
+export function ifMatchOf(request: FastifyRequest): IfMatch | undefined {
   const header = request.headers['if-match'];
-  if (typeof header !== 'string' || header.trim() === '*') return undefined;
-  const match = /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(header);
-  if (match === null) throw new HttpProblem('precondition_failed', `If-Match ${header} matches no version`);
-  return Number(match[1]);
+  if (typeof header !== 'string') return undefined;
+  if (header.trim() === '*') return '*';
+  const versions: number[] = [];
+  for (const tag of header.split(',')) {
+    const match = /^\s*"(\d{1,15})"\s*$/.exec(tag);
+    if (match !== null) versions.push(Number(match[1]));
+  }
+  return versions;
 }
 
 /** An engine result as an HTTP reply: the body and its ETag, or a problem. */

@@ -7,16 +7,9 @@ import { etag } from '../engine/views.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
 import type { Store } from '../store/contract.ts';
 import type { Principal } from './auth.ts';
-import {
-  idempotencyIntent,
-  ifMatchVersion,
-  optionalIdempotency,
-  requiredIdempotency,
-  unwrap,
-} from './request-context.ts';
+import { idempotencyIntent, ifMatchOf, optionalIdempotency, requiredIdempotency, unwrap } from './request-context.ts';
 import {
   batchBodySchema,
-  emptyBodySchema,
   errorResponses as errors,
   idempotentHeadersSchema,
   listOrdersQuerySchema,
@@ -41,6 +34,14 @@ const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
 /** What the fingerprint of a reservation covers, shared by single and batch requests. */
 function reservationFingerprintInput({ sku, qty, userId }: ReservationBody): ReservationBody {
   return { sku, qty, userId };
+}
+
+/** Transitions take no body; an empty JSON object is tolerated for clients that always send one. */
+function isEmptyBody(body: unknown): boolean {
+  return (
+    body === undefined ||
+    (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)
+  );
 }
 
 function batchItemResult(result: OperationResult): { status: number; body: unknown } {
@@ -163,19 +164,19 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
           tags: ['orders'],
           params: orderParamsSchema,
           headers: idempotentHeadersSchema,
-          body: emptyBodySchema,
           response: { 200: orderViewSchema, ...errors },
         },
       },
       async (request, reply) => {
+        if (!isEmptyBody(request.body)) throw new HttpProblem('validation_failed', `${action} takes no body`);
         const sku = await engine.orderSku(request.params.id);
         if (sku === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
         const result = await engine.submit(sku, {
           kind: 'transition',
           orderId: request.params.id,
           action,
-          ifMatch: ifMatchVersion(request),
-          idempotency: optionalIdempotency(request, `${action} ${request.params.id}`),
+          ifMatch: ifMatchOf(request),
+          idempotency: optionalIdempotency(request, `${action} ${request.params.id}`, null),
         });
         const { status, body, headers } = unwrap(result);
         return reply.code(status).headers(headers).send(body);

@@ -6,7 +6,7 @@ import { listSkus, type SkuQuery } from '../engine/queries.ts';
 import { etag } from '../engine/views.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Store } from '../store/contract.ts';
-import { ifMatchVersion, optionalIdempotency, unwrap } from './request-context.ts';
+import { ifMatchOf, optionalIdempotency, unwrap } from './request-context.ts';
 import {
   adjustmentBodySchema,
   errorResponses as errors,
@@ -47,7 +47,7 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
         kind: 'upsert',
         entry: { ...rest, maxPerUser: maxPerUser ?? null },
         initialStock,
-        ifMatch: ifMatchVersion(request),
+        ifMatch: ifMatchOf(request),
         idempotency: optionalIdempotency(request, `PUT /v1/skus/${request.params.sku}`),
       });
       const { status, body, headers } = unwrap(result);
@@ -73,7 +73,7 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
         kind: 'adjust',
         delta: request.body.delta,
         reason: request.body.reason,
-        ifMatch: ifMatchVersion(request),
+        ifMatch: ifMatchOf(request),
         idempotency: optionalIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`),
       });
       const { status, body, headers } = unwrap(result);

@@ -172,9 +172,6 @@ export const batchBodySchema = {
   },
 } as const;
 
-/** Transition POSTs take no body; an empty JSON object is tolerated for clients that always send one. */
-export const emptyBodySchema = { type: 'object', maxProperties: 0 } as const;
-
 const limitSchema = { type: 'integer', minimum: 1, maximum: listLimitMax } as const;
 
 export const listSkusQuerySchema = {
