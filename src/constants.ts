@@ -21,6 +21,8 @@ export const priceCentsMax = 1_000_000_000;
 export const requestBodyBytesMax = 1024 * 1024;
 /** Path parameters are ids; percent-encoded UTF-8 takes up to 12 bytes a character. */
 export const pathParamBytesMax = idLengthMax * 12;
+/** Request URIs longer than this get 414; well under Node's 16 KiB limit on the request head. */
+export const requestUriBytesMax = 8 * 1024;
 /** Items in one `POST /v1/orders:batch`. */
 export const batchRequestItemsMax = 1_000;
 

@@ -22,6 +22,7 @@ export const errorCatalogue = {
   payload_too_large: { status: 413, title: 'Request body is too large' },
   uri_too_long: { status: 414, title: 'Request URI is too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  header_fields_too_large: { status: 431, title: 'Request line or headers are too large' },
   idempotency_key_reused: { status: 422, title: 'Idempotency-Key was used with a different request' },
   per_user_limit_exceeded: { status: 422, title: 'Per-user purchase limit exceeded' },
   initial_stock_required: { status: 422, title: 'Creating a SKU needs initialStock' },

@@ -28,11 +28,11 @@ export class ApiKeys {
     }
   }
 
-  /** The caller, or a 401/403 problem. */
+  /** The caller, or a 401/403 problem. The scheme name is case-insensitive (RFC 9110 §11.1). */
   authenticate(request: FastifyRequest, needed: RouteRole): Principal | undefined {
     if (needed === 'none') return undefined;
     const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(header) : null;
+    const match = typeof header === 'string' ? /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header) : null;
     if (match === null)
       throw new HttpProblem(
         'unauthorized',

@@ -1,9 +1,10 @@
 // Every error leaves as application/problem+json (RFC 9457) with a stable
 // code from the catalogue, including the ones the framework raises itself
 // (unknown route, wrong method, body too large, bad JSON, bad encoding).
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { retryAfterSeconds } from '../constants.ts';
-import { type ErrorCode, HttpProblem, problemBody } from '../errors.ts';
+import { requestUriBytesMax, retryAfterSeconds } from '../constants.ts';
+import { type ErrorCode, errorCatalogue, HttpProblem, problemBody } from '../errors.ts';
 
 export const problemContentType = 'application/problem+json';
 
@@ -27,7 +28,36 @@ const frameworkCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_BAD_URL: 'bad_request',
   FST_ERR_ASYNC_CONSTRAINT: 'bad_request',
+  FST_ERR_MAX_PARAM_LENGTH: 'validation_failed',
 };
+
+/** Errors the router raises before any hook runs (bad percent-encoding, over-long path parameters). */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (request.url.length > requestUriBytesMax) {
+    sendProblem(reply, new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`));
+    return;
+  }
+  sendProblem(reply, toProblem(error));
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (control
+ * characters in headers, a malformed request line, headers over Node's 16 KiB).
+ * There is no reply object yet, so the problem is written to the socket.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode = error.code === 'HPE_HEADER_OVERFLOW' ? 'header_fields_too_large' : 'bad_request';
+  const body = JSON.stringify(problemBody(code, `the request could not be parsed (${error.code ?? 'unknown error'})`));
+  const status = errorCatalogue[code].status;
+  socket.end(
+    `HTTP/1.1 ${status} ${errorCatalogue[code].title}\r\n` +
+      `Content-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
 
 export function toProblem(error: FastifyError | Error): HttpProblem {
   if (error instanceof HttpProblem) return error;

@@ -4,19 +4,21 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
-import { pathParamBytesMax, requestBodyBytesMax } from '../constants.ts';
+import { pathParamBytesMax, requestBodyBytesMax, requestUriBytesMax } from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/contract.ts';
 import type { ApiKeys } from './auth.ts';
-import { installMethodNotAllowed, installProblemHandlers } from './problem.ts';
+import {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  installMethodNotAllowed,
+  installProblemHandlers,
+} from './problem.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
-
-/** Request URIs longer than this get 414; well under Node's 16 KiB header limit. */
-const requestUriBytesMax = 8 * 1024;
 
 export interface ServerDeps {
   engine: Engine;
@@ -40,6 +42,26 @@ function validators(): { body: Ajv; other: Ajv } {
   return { body: new Ajv({ ...common, coerceTypes: false }), other: new Ajv({ ...common, coerceTypes: true }) };
 }
 
+/**
+ * JSON bodies must be UTF-8 (RFC 8259 §8.1): invalid bytes are a 400, not
+ * silently replaced. Only JSON is accepted; anything else is 415.
+ */
+function installJsonParser(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new HttpProblem('invalid_json', 'the body is not valid UTF-8'), undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
+}
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.logger,
@@ -49,6 +71,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Requests that arrive while closing get our own 503 problem (see onRequest), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
   });
   const ajv = validators();
@@ -56,6 +80,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     (httpPart === 'body' ? ajv.body : ajv.other).compile(schema as object),
   );
   installProblemHandlers(app);
+  installJsonParser(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'hotstock API', version: '1.0.0', description: 'Flash-sale inventory and orders (API v1)' },
