@@ -1,29 +1,34 @@
 // A batch's private view of the store: reads come from one snapshot taken
 // before the batch is decided, writes stay here until the batch commits. At
-// commit time every key that was read becomes a version check, so if another
+// commit time every key a decision read becomes a version check, so if another
 // writer (another instance, the sweeper) changed it meanwhile, the whole batch
 // fails as a conflict and is decided again instead of overwriting that change.
 import type { Entry, VersionCheck, Write } from '../store/contract.ts';
 
 interface Slot {
-  /** Version seen in the snapshot (0 = absent); becomes the commit's check. */
-  readVersion: number | undefined;
-  value: unknown;
-  present: boolean;
+  /** Version in the snapshot (0 = absent); undefined for keys this batch only writes. */
+  snapshotVersion: number | undefined;
+  /** A decision read this key; keys loaded for operations left to a later batch are not checked. */
+  checked: boolean;
   dirty: boolean;
+  present: boolean;
+  value: unknown;
 }
 
 export class WorkingSet {
   private readonly slots = new Map<string, Slot>();
+  /** Checks plus writes so far, kept as they happen: the batch asks after every operation. */
+  private ops = 0;
 
   /** Records what the snapshot holds for `key` (undefined = absent). */
   load(key: string, entry: Entry | undefined): void {
     if (this.slots.has(key)) return;
     this.slots.set(key, {
-      readVersion: entry?.version ?? 0,
-      value: entry?.value,
-      present: entry !== undefined,
+      snapshotVersion: entry?.version ?? 0,
+      checked: false,
       dirty: false,
+      present: entry !== undefined,
+      value: entry?.value,
     });
   }
 
@@ -31,16 +36,30 @@ export class WorkingSet {
     return this.slots.has(key);
   }
 
-  /** The value as this batch sees it; the key must have been loaded or written. */
-  get<V>(key: string): V | undefined {
+  private slot(key: string): Slot {
     const slot = this.slots.get(key);
     if (slot === undefined) throw new Error(`working set read of unloaded key ${JSON.stringify(key)}`);
+    return slot;
+  }
+
+  private markRead(slot: Slot): void {
+    if (slot.checked || slot.snapshotVersion === undefined) return;
+    slot.checked = true;
+    this.ops++;
+  }
+
+  /** The value as this batch sees it; the key must have been loaded or written. */
+  get<V>(key: string): V | undefined {
+    const slot = this.slot(key);
+    this.markRead(slot);
     return slot.present ? (slot.value as V) : undefined;
   }
 
   /** The version the snapshot held, for If-Match and replay; 0 when absent. */
   version(key: string): number {
-    return this.slots.get(key)?.readVersion ?? 0;
+    const slot = this.slot(key);
+    this.markRead(slot);
+    return slot.snapshotVersion ?? 0;
   }
 
   /** True once this batch has written the key, so its version will be the commit's revision. */
@@ -49,29 +68,34 @@ export class WorkingSet {
   }
 
   put(key: string, value: unknown): void {
-    const slot = this.slots.get(key);
-    if (slot === undefined) this.slots.set(key, { readVersion: undefined, value, present: true, dirty: true });
-    else Object.assign(slot, { value, present: true, dirty: true });
+    this.write(key, true, value);
   }
 
   delete(key: string): void {
-    const slot = this.slots.get(key);
-    if (slot === undefined)
-      this.slots.set(key, { readVersion: undefined, value: undefined, present: false, dirty: true });
-    else Object.assign(slot, { value: undefined, present: false, dirty: true });
+    this.write(key, false, undefined);
   }
 
-  /** Checks and writes so far; their sum is what the store's op limit counts. */
+  private write(key: string, present: boolean, value: unknown): void {
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = { snapshotVersion: undefined, checked: false, dirty: false, present, value };
+      this.slots.set(key, slot);
+    }
+    if (!slot.dirty) this.ops++;
+    slot.dirty = true;
+    slot.present = present;
+    slot.value = value;
+  }
+
+  /** Checks plus writes the commit will carry: what a store's op limit counts. */
   opCount(): number {
-    let ops = 0;
-    for (const slot of this.slots.values()) ops += Number(slot.readVersion !== undefined) + Number(slot.dirty);
-    return ops;
+    return this.ops;
   }
 
   checks(): VersionCheck[] {
     const checks: VersionCheck[] = [];
     for (const [key, slot] of this.slots) {
-      if (slot.readVersion !== undefined) checks.push({ key, version: slot.readVersion });
+      if (slot.checked) checks.push({ key, version: slot.snapshotVersion ?? 0 });
     }
     return checks;
   }

@@ -1,0 +1,181 @@
+// The engine's write path against a real LMDB store: batches commit once,
+// a failed commit rolls the warm state back and fails the batch, a version
+// conflict (another engine on the same store, as another instance would be)
+// reloads the SKU and re-decides, and the op limit a store declares splits
+// batches instead of being exceeded.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { checkLedger } from '../../src/check/ledger-check.ts';
+import { Engine, type EngineObserver } from '../../src/engine/engine.ts';
+import type { Operation, OperationResult } from '../../src/engine/operations.ts';
+import type { CommitResult, Store, VersionCheck, Write } from '../../src/store/contract.ts';
+import { LmdbStore } from '../../src/store/lmdb-store.ts';
+import { tempDataDir } from '../support/service.ts';
+
+const dirs: (() => void)[] = [];
+after(() => {
+  for (const remove of dirs) remove();
+});
+
+function openStore(): LmdbStore {
+  const { dir, remove } = tempDataDir('engine');
+  dirs.push(remove);
+  return new LmdbStore({ dataDir: dir });
+}
+
+/** A real store whose next commits can be made to fail, and whose commits are counted. */
+class FaultyStore implements Store {
+  readonly kind = 'lmdb' as const;
+  failNextCommits = 0;
+  commits = 0;
+  readonly inner: LmdbStore;
+  limits: Store['limits'];
+  constructor(inner: LmdbStore, commitOpsMax?: number) {
+    this.inner = inner;
+    this.limits = { ...inner.limits, commitOpsMax: commitOpsMax ?? inner.limits.commitOpsMax };
+  }
+  get: Store['get'] = (key) => this.inner.get(key);
+  getMany: Store['getMany'] = (keys) => this.inner.getMany(keys);
+  range: Store['range'] = (query) => this.inner.range(query);
+  revision = () => this.inner.revision();
+  subscribe: Store['subscribe'] = (listener) => this.inner.subscribe(listener);
+  close = () => this.inner.close();
+  async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
+    assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'the engine exceeded commitOpsMax');
+    this.commits++;
+    if (this.failNextCommits > 0) {
+      this.failNextCommits--;
+      throw new Error('injected: disk full');
+    }
+    return this.inner.commit(checks, writes);
+  }
+}
+
+const quietObserver: EngineObserver = {
+  batchCommitted() {},
+  operationDecided() {},
+  storeFailed() {},
+};
+
+function engineOn(store: Store): Engine {
+  return new Engine(store, { reservationTtlMs: 60_000, idempotencyTtlMs: 60_000 }, quietObserver);
+}
+
+async function createSku(engine: Engine, sku: string, initialStock: number): Promise<void> {
+  const result = await engine.submit(sku, {
+    kind: 'upsert',
+    entry: { product: 'p', size: 'M', color: 'red', priceCents: 100, maxPerUser: null },
+    initialStock,
+  });
+  assert.ok(result.ok, JSON.stringify(result));
+}
+
+function reserveOp(userId: string, qty = 1): Operation {
+  return { kind: 'reserve', qty, userId };
+}
+
+function count(results: OperationResult[], predicate: (result: OperationResult) => boolean): number {
+  return results.filter(predicate).length;
+}
+
+describe('batching', () => {
+  test('concurrent reservations on one SKU share commits and are all durable', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'hot', 1_000);
+    const commitsBefore = store.commits;
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => engine.submit('hot', reserveOp(`u${i}`))));
+    assert.equal(
+      count(results, (r) => r.ok),
+      300,
+    );
+    assert.ok(store.commits - commitsBefore < 300, `300 reservations took ${store.commits - commitsBefore} commits`);
+    assert.equal(engine.getSku('hot')?.reserved, 300);
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+
+  test('a store with a small op limit gets batches split to fit it, never exceeded', async () => {
+    // 40 ops per commit: a few reservations each (FaultyStore asserts the bound on every commit).
+    const store = new FaultyStore(openStore(), 40);
+    const engine = engineOn(store);
+    await createSku(engine, 'small', 100);
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => engine.submit('small', reserveOp(`u${i}`))));
+    assert.equal(
+      count(results, (r) => r.ok),
+      60,
+    );
+    assert.equal(engine.getSku('small')?.reserved, 60);
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+
+  test('sold out is answered from memory without a commit', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'tiny', 1);
+    assert.ok((await engine.submit('tiny', reserveOp('first'))).ok);
+    const commitsBefore = store.commits;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => engine.submit('tiny', reserveOp(`late${i}`))),
+    );
+    assert.ok(results.every((r) => !r.ok && r.code === 'sold_out'));
+    assert.equal(store.commits, commitsBefore, 'no commit for sold-out answers');
+    await store.close();
+  });
+});
+
+describe('rollback', () => {
+  test('a failed commit fails its batch with store_unavailable and leaves the warm state untouched', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'fragile', 10);
+    const before = engine.getSku('fragile');
+    store.failNextCommits = 1;
+    const failed = await engine.submit('fragile', reserveOp('u0'));
+    assert.ok(!failed.ok && failed.code === 'store_unavailable', JSON.stringify(failed));
+    assert.deepEqual(engine.getSku('fragile'), before, 'warm state rolled back');
+    assert.equal(
+      (await store.get<{ reserved: number }>('sku/fragile'))!.value.reserved,
+      0,
+      'nothing reached the store',
+    );
+
+    // A failure in the middle of a stream fails exactly the batch it hit; the ledger stays exact.
+    store.failNextCommits = 1;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => engine.submit('fragile', reserveOp(`v${i}`))),
+    );
+    const accepted = count(results, (r) => r.ok);
+    const unavailable = count(results, (r) => !r.ok && r.code === 'store_unavailable');
+    assert.ok(unavailable > 0, 'the injected failure hit a batch');
+    assert.equal(accepted + unavailable + count(results, (r) => !r.ok && r.code !== 'store_unavailable'), 20);
+    assert.equal(engine.getSku('fragile')?.reserved, accepted, 'warm state counts exactly the acknowledged');
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+});
+
+describe('conflicts between two engines on one store (two instances)', () => {
+  test('racing engines sell exactly the stock: conflicts reload the SKU and re-decide', async () => {
+    const store = openStore();
+    const first = engineOn(store);
+    await createSku(first, 'shared', 50);
+    const second = engineOn(store);
+    await second.warm();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? first : second).submit('shared', reserveOp(`u${i}`))),
+    );
+    const sold = count(results, (r) => r.ok);
+    const unavailable = count(results, (r) => !r.ok && r.code === 'store_unavailable');
+    const soldOut = count(results, (r) => !r.ok && (r.code === 'sold_out' || r.code === 'insufficient_stock'));
+    assert.equal(sold + unavailable + soldOut, 200, JSON.stringify(results.find((r) => !r.ok)));
+    const report = await checkLedger(store);
+    assert.deepEqual(report.violations, []);
+    const stored = (await store.get<{ reserved: number; total: number }>('sku/shared'))!.value;
+    assert.equal(stored.reserved, sold, 'every acknowledged reservation is in the ledger, and nothing else');
+    assert.ok(stored.reserved <= stored.total, 'never oversold');
+    if (unavailable === 0) assert.equal(sold, 50, 'with no give-ups the whole stock sells');
+    await store.close();
+  });
+});
