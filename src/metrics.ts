@@ -1,13 +1,12 @@
 // Prometheus instruments, one registry per server so tests can run several.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineObserver } from './engine/engine.ts';
 import type { Operation, OperationResult } from './engine/operations.ts';
 
 /** Latency buckets in seconds: sub-millisecond fsyncs up to multi-second stalls. */
 const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 
-export class Metrics implements EngineObserver {
+export class Metrics {
   readonly registry = new Registry();
   readonly httpRequestDuration = new Histogram({
     name: 'hotstock_http_request_duration_seconds',

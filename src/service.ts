@@ -2,9 +2,10 @@
 // and the shutdown that unwinds them in reverse: stop accepting, drain
 // in-flight batches, stop the sweeper, close the store.
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
 import type { ServeConfig } from './config.ts';
-import { Engine } from './engine/engine.ts';
+import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { ApiKeys } from './http/auth.ts';
 import { buildServer } from './http/server.ts';
@@ -28,10 +29,19 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const store = new LmdbStore({ dataDir: config.dataDir });
   let engineRef: Engine | undefined;
   const metrics = new Metrics(() => engineRef?.queueDepth ?? 0);
+  const log = pino({ level: config.logLevel });
+  const observer: EngineObserver = {
+    batchCommitted: (size, commitMs) => metrics.batchCommitted(size, commitMs),
+    operationDecided: (op, result) => metrics.operationDecided(op, result),
+    storeFailed: (error) => {
+      metrics.storeFailed();
+      log.error({ err: error }, 'store commit failed; the batch was answered 503');
+    },
+  };
   const engine = new Engine(
     store,
     { reservationTtlMs: config.reservationTtlMs, idempotencyTtlMs: config.idempotencyTtlMs },
-    metrics,
+    observer,
   );
   engineRef = engine;
   let ready = false;
@@ -43,7 +53,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     apiKeys: new ApiKeys(config.apiKeys),
     isReady: () => ready,
     isClosing: () => closingStarted,
-    logger: { level: config.logLevel },
+    logger: log,
   });
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
     app.log.error({ err: error }, 'sweep failed'),
@@ -62,7 +72,10 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       closingStarted = true;
       const grace = AbortSignal.timeout(config.shutdownGraceMs);
       const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
-      await Promise.race([app.close().then(() => engine.drain()), graceElapsed]);
+      // Stop accepting and answer what is in flight, then let the writers finish their batches;
+      // the grace period bounds each step, and the store closes either way.
+      await Promise.race([app.close(), graceElapsed]);
+      await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
       await store.close();
     })();

@@ -84,7 +84,8 @@ export function toProblem(error: FastifyError | Error): HttpProblem {
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const problem = toProblem(error);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    // 503s are expected operating states (overload, shutdown, store down) and have their own metrics.
+    if (problem.code === 'internal_error') request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>

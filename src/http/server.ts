@@ -3,7 +3,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { pathParamBytesMax, requestBodyBytesMax, requestUriBytesMax } from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
@@ -27,7 +27,7 @@ export interface ServerDeps {
   apiKeys: ApiKeys;
   isReady: () => boolean;
   isClosing: () => boolean;
-  logger: FastifyServerOptions['logger'];
+  logger: FastifyBaseLogger;
 }
 
 /** Bodies are validated without coercion (`"qty":"1"` is a 400); query strings are text, so they are coerced. */
@@ -64,7 +64,7 @@ function installJsonParser(app: FastifyInstance): void {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: deps.logger,
+    loggerInstance: deps.logger,
     // Per-request log lines would cost more than the reservation itself under load; metrics cover requests.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: requestBodyBytesMax, // 1 MiB
@@ -102,6 +102,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
     if (deps.isClosing()) throw new HttpProblem('not_ready', 'the service is shutting down');
     request.principal = deps.apiKeys.authenticate(request, request.routeOptions.config.role ?? 'none');
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    // While shutting down, close each keep-alive connection after its current response.
+    if (deps.isClosing()) reply.header('connection', 'close');
+    return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
     deps.metrics.httpRequestDuration.observe(

@@ -50,6 +50,8 @@ export class LmdbStore implements Store {
     if (!options.readOnly) mkdirSync(options.dataDir, { recursive: true });
     this.root = open({
       path: options.dataDir,
+      // Always a directory, even when its name has a dot (lmdb-js would take `a.b` for a file).
+      noSubdir: false,
       maxDbs: 4,
       mapSize: options.mapSizeBytes ?? lmdbMapSizeBytesDefault,
       // Durability: resolve commits only after fsync, and never skip syncing.

@@ -13,6 +13,8 @@ import { type Service, startService } from '../../src/service.ts';
 export const adminKey = 'test-admin-key';
 export const clientKey = 'test-client-key';
 export const otherClientKey = 'test-client-key-2';
+/** A server that has not announced its address by then is reported as failed (it is usually much faster). */
+const serverStartTimeoutMs = 30_000;
 export const mainScript = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
 export function tempDataDir(label = 'hotstock'): { dir: string; remove: () => void } {
@@ -161,6 +163,10 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
       output += chunk.toString();
     });
     exited.then((code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)));
+    setTimeout(
+      () => reject(new Error(`server did not listen within ${serverStartTimeoutMs} ms:\n${output}`)),
+      serverStartTimeoutMs,
+    ).unref();
   });
   return { url, child, exited, output: () => output };
 }

@@ -1,0 +1,239 @@
+// `hotstock check`: exit 0 and "ledger exact" on a healthy store holding
+// orders in every state; exit 1 naming the violation when the ledger has been
+// tampered with behind the service's back (one tampering per data dir).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { OrderRecord, SkuRecord } from '../../src/domain/types.ts';
+import type { Write } from '../../src/store/contract.ts';
+import { keys } from '../../src/store/keys.ts';
+import { LmdbStore } from '../../src/store/lmdb-store.ts';
+import { call, type OrderView, sleep } from '../support/load.ts';
+import { createSku, runCheck, startTestService, tempDataDir } from '../support/service.ts';
+
+/** How long the expiry test waits for the sweeper before giving up. */
+const expiryWaitMsMax = 10_000;
+
+async function reserve(base: string, sku: string, userId: string, qty = 1): Promise<OrderView> {
+  const answer = await call<OrderView>(base, 'POST', '/v1/orders', {
+    body: { sku, qty, userId },
+    idempotencyKey: `check-${sku}-${userId}-${Math.random().toString(36).slice(2)}`,
+  });
+  assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  return answer.body;
+}
+
+async function transition(base: string, id: string, action: string, expected: string): Promise<void> {
+  const answer = await call<OrderView>(base, 'POST', `/v1/orders/${id}/${action}`, { body: {} });
+  assert.equal(answer.status, 200, `${action} ${id}: ${JSON.stringify(answer.body)}`);
+  assert.equal(answer.body.state, expected);
+}
+
+interface Fixture {
+  dataDir: string;
+  remove: () => void;
+  /** Order ids by the state they were left in. */
+  orders: Record<string, string>;
+}
+
+/** A stopped store with a SKU that has spare stock and orders in created, paid and cancelled. */
+async function smallStore(): Promise<Fixture> {
+  const data = tempDataDir('hotstock-check');
+  const running = await startTestService({ dataDir: data.dir });
+  try {
+    await createSku(running.url, 'tee-m', { initialStock: 20 });
+    const created = await reserve(running.url, 'tee-m', 'alice', 2);
+    const paid = await reserve(running.url, 'tee-m', 'bob');
+    await transition(running.url, paid.id, 'pay', 'paid');
+    const cancelled = await reserve(running.url, 'tee-m', 'carol');
+    await transition(running.url, cancelled.id, 'cancel', 'cancelled');
+    return {
+      dataDir: data.dir,
+      remove: data.remove,
+      orders: { created: created.id, paid: paid.id, cancelled: cancelled.id },
+    };
+  } finally {
+    await running.stop();
+    running.remove();
+  }
+}
+
+/** Opens the stopped store directly and commits `change` to what it finds, guarded by version checks. */
+async function tamper(dataDir: string, change: (store: LmdbStore) => Promise<{ key: string; write: Write }[]>) {
+  const store = new LmdbStore({ dataDir });
+  try {
+    const edits = await change(store);
+    const current = await store.getMany(edits.map((edit) => edit.key));
+    const result = await store.commit(
+      edits.map((edit, i) => ({ key: edit.key, version: current[i]?.version ?? 0 })),
+      edits.map((edit) => edit.write),
+    );
+    assert.equal(result.ok, true, 'the tampering commit applies');
+  } finally {
+    await store.close();
+  }
+}
+
+async function skuRecord(store: LmdbStore, sku: string): Promise<SkuRecord> {
+  const entry = await store.get<SkuRecord>(keys.sku(sku));
+  assert.ok(entry, `SKU ${sku} is in the store`);
+  return entry.value;
+}
+
+async function orderRecord(store: LmdbStore, id: string): Promise<OrderRecord> {
+  const entry = await store.get<OrderRecord>(keys.order(id));
+  assert.ok(entry, `order ${id} is in the store`);
+  return entry.value;
+}
+
+/** Runs the checker and expects exactly one violation, matching `violation`. */
+async function expectOneViolation(dataDir: string, violation: RegExp): Promise<void> {
+  const result = await runCheck(dataDir);
+  assert.equal(result.code, 1, `exit code; output:\n${result.stdout}${result.stderr}`);
+  assert.match(result.stdout, /: 1 violation\(s\)/, result.stdout);
+  assert.doesNotMatch(result.stdout, /ledger exact/);
+  assert.match(result.stdout, violation, result.stdout);
+}
+
+describe('hotstock check', () => {
+  it('exits 0 with "ledger exact" on a healthy store with orders in every state', async () => {
+    const data = tempDataDir('hotstock-check');
+    const ids: Record<string, string> = {};
+    try {
+      // A short reservation TTL and a fast sweeper produce one expired order ...
+      const shortTtl = await startTestService({ dataDir: data.dir, reservationTtlMs: 300, sweepIntervalMs: 20 });
+      try {
+        await createSku(shortTtl.url, 'tee-s', { initialStock: 50, maxPerUser: 5 });
+        await createSku(shortTtl.url, 'tee-l', { initialStock: 3, size: 'L' });
+        ids.expired = (await reserve(shortTtl.url, 'tee-s', 'erin', 2)).id;
+        const deadline = Date.now() + expiryWaitMsMax;
+        for (;;) {
+          const order = await call<OrderView>(shortTtl.url, 'GET', `/v1/orders/${ids.expired}`);
+          if (order.body.state === 'expired') break;
+          assert.ok(Date.now() < deadline, `order not expired after ${expiryWaitMsMax} ms: ${order.body.state}`);
+          await sleep(50);
+        }
+      } finally {
+        await shortTtl.stop();
+        shortTtl.remove();
+      }
+      // ... and a restart with the default TTL keeps the others where the test puts them.
+      const running = await startTestService({ dataDir: data.dir });
+      try {
+        const base = running.url;
+        ids.created = (await reserve(base, 'tee-s', 'alice', 3)).id;
+        ids.paid = (await reserve(base, 'tee-s', 'bob')).id;
+        await transition(base, ids.paid, 'pay', 'paid');
+        ids.shipped = (await reserve(base, 'tee-s', 'carol', 2)).id;
+        await transition(base, ids.shipped, 'pay', 'paid');
+        await transition(base, ids.shipped, 'ship', 'shipped');
+        ids.completed = (await reserve(base, 'tee-l', 'dave', 3)).id;
+        await transition(base, ids.completed, 'pay', 'paid');
+        await transition(base, ids.completed, 'ship', 'shipped');
+        await transition(base, ids.completed, 'complete', 'completed');
+        ids.cancelled = (await reserve(base, 'tee-s', 'frank')).id;
+        await transition(base, ids.cancelled, 'cancel', 'cancelled');
+        ids.refunded = (await reserve(base, 'tee-s', 'grace')).id;
+        await transition(base, ids.refunded, 'pay', 'paid');
+        await transition(base, ids.refunded, 'cancel', 'cancelled');
+        for (const [state, id] of Object.entries(ids)) {
+          const order = await call<OrderView>(base, 'GET', `/v1/orders/${id}`);
+          assert.equal(order.body.state, state === 'refunded' ? 'cancelled' : state, `order ${id}`);
+        }
+        const soldOut = await call(base, 'GET', '/v1/skus/tee-l');
+        assert.equal(soldOut.body.available, 0, 'tee-l is sold out');
+      } finally {
+        await running.stop();
+        running.remove();
+      }
+
+      const result = await runCheck(data.dir);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(result.stdout, /checked 2 SKUs and 7 orders at revision \d+: ledger exact/);
+    } finally {
+      data.remove();
+    }
+  });
+
+  it('exits 1 when a SKU record says reserved is off by one', async () => {
+    const fixture = await smallStore();
+    try {
+      await tamper(fixture.dataDir, async (store) => {
+        const sku = await skuRecord(store, 'tee-m');
+        return [
+          {
+            key: keys.sku('tee-m'),
+            write: { type: 'put', key: keys.sku('tee-m'), value: { ...sku, reserved: sku.reserved + 1 } },
+          },
+        ];
+      });
+      await expectOneViolation(fixture.dataDir, /SKU tee-m: reserved is 3, created orders hold 2/);
+    } finally {
+      fixture.remove();
+    }
+  });
+
+  it('exits 1 when a SKU is oversold (available negative)', async () => {
+    const fixture = await smallStore();
+    try {
+      await tamper(fixture.dataDir, async (store) => {
+        const sku = await skuRecord(store, 'tee-m');
+        // reserved 2 + sold 1 against a total of 2: one unit more promised than exists.
+        const value = { ...sku, total: sku.reserved + sku.sold - 1 };
+        return [{ key: keys.sku('tee-m'), write: { type: 'put', key: keys.sku('tee-m'), value } }];
+      });
+      await expectOneViolation(fixture.dataDir, /SKU tee-m: available is -1 \(oversold\)/);
+    } finally {
+      fixture.remove();
+    }
+  });
+
+  it('exits 1 when an order is missing from the per-user index', async () => {
+    const fixture = await smallStore();
+    try {
+      const id = fixture.orders.paid!;
+      await tamper(fixture.dataDir, async (store) => {
+        const order = await orderRecord(store, id);
+        const key = keys.userOrders(order.userId, order.id);
+        return [{ key, write: { type: 'delete', key } }];
+      });
+      await expectOneViolation(fixture.dataDir, new RegExp(`order ${id}: missing from the per-user index`));
+    } finally {
+      fixture.remove();
+    }
+  });
+
+  it('exits 1 when a created order has lost its expiry entry', async () => {
+    const fixture = await smallStore();
+    try {
+      const id = fixture.orders.created!;
+      await tamper(fixture.dataDir, async (store) => {
+        const order = await orderRecord(store, id);
+        const key = keys.orderExpiry(order.expiresAtMs, order.id);
+        return [{ key, write: { type: 'delete', key } }];
+      });
+      await expectOneViolation(fixture.dataDir, new RegExp(`order ${id} \\(created\\): expiry entry missing`));
+    } finally {
+      fixture.remove();
+    }
+  });
+
+  it('exits 1 on a dangling expiry entry that points at no order', async () => {
+    const fixture = await smallStore();
+    try {
+      const key = keys.orderExpiry(Date.now() + 60_000, 'no-such-order');
+      await tamper(fixture.dataDir, async () => [{ key, write: { type: 'put', key, value: 'tee-m' } }]);
+      await expectOneViolation(fixture.dataDir, /index entry ".*no-such-order" points at a missing order/);
+    } finally {
+      fixture.remove();
+    }
+  });
+
+  it('exits non-zero naming --data-dir when the data dir does not exist', async () => {
+    const data = tempDataDir('hotstock-check');
+    data.remove();
+    const result = await runCheck(data.dir);
+    assert.ok(result.code !== 0 && result.code !== null, `exit ${result.code}`);
+    assert.match(result.stderr, /--data-dir/);
+    assert.doesNotMatch(result.stdout, /ledger exact/);
+  });
+});
