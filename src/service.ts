@@ -59,6 +59,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     app.log.error({ err: error }, 'sweep failed'),
   );
   const skus = await engine.warm();
+  const unfollow = engine.followStore();
   const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
   app.log.info({ skus, seededSkus, revision: await store.revision() }, 'engine warm');
   sweeper.start();
@@ -77,6 +78,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       await Promise.race([app.close(), graceElapsed]);
       await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
+      unfollow();
       await store.close();
     })();
     return closing;

@@ -93,10 +93,6 @@ export class Engine {
     }
   }
 
-  get skuCount(): number {
-    return this.writers.size;
-  }
-
   get queueDepth(): number {
     return this.queuedOps;
   }
@@ -185,14 +181,28 @@ export class Engine {
     return (await this.store.get<OrderRecord>(keys.order(orderId)))?.value.sku;
   }
 
-  /** Learns about a commit made elsewhere (another instance) from the change feed. */
-  observeSku(record: SkuRecord, version: number): void {
-    const writer = this.writers.get(record.sku);
-    if (writer === undefined) {
-      this.writers.set(record.sku, new SkuWriter(record.sku, { record, version }, this.store, this.hooks));
-    } else {
-      writer.observe(record, version);
-    }
+  /**
+   * Follows the store's change feed so SKU records written elsewhere (another
+   * instance, where the store can see them) refresh the warm state. A writer
+   * never goes back to an older version, so this process's own commits, which
+   * arrive here too, change nothing.
+   */
+  followStore(): () => void {
+    return this.store.subscribe((change) => {
+      for (const write of change.writes) {
+        if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
+        const record = write.value as SkuRecord;
+        const writer = this.writers.get(record.sku);
+        if (writer === undefined) {
+          this.writers.set(
+            record.sku,
+            new SkuWriter(record.sku, { record, version: change.revision }, this.store, this.hooks),
+          );
+        } else {
+          writer.observe(record, change.revision);
+        }
+      }
+    });
   }
 
   /** Stops taking new work and waits for every queued operation to be answered. */

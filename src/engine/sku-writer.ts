@@ -170,12 +170,11 @@ export class SkuWriter {
 
   /** Makes the committed working set the warm state. */
   private adopt(ws: WorkingSet, revision: number): void {
+    if (!ws.writtenHere(keys.sku(this.skuId))) return;
     const record = ws.get<SkuRecord>(keys.sku(this.skuId));
-    if (record === undefined) return;
-    if (ws.writtenHere(keys.sku(this.skuId))) {
-      assertSkuInvariants(record);
-      this.warm = { record, version: revision };
-    }
+    assert.ok(record !== undefined, `SKU ${this.skuId} was deleted by a batch`);
+    assertSkuInvariants(record);
+    this.observe(record, revision);
   }
 
   /** After a conflict another writer changed the SKU: read it again before re-deciding. */
@@ -184,7 +183,7 @@ export class SkuWriter {
     this.warm = entry && { record: entry.value, version: entry.version };
   }
 
-  /** Adopts a newer state learned from the change feed (another instance's commit). */
+  /** Adopts a state if it is newer than the warm one: from this writer's commit or from the change feed. */
   observe(record: SkuRecord, version: number): void {
     if (this.warm === undefined || version > this.warm.version) this.warm = { record, version };
   }
