@@ -6,7 +6,7 @@ import { serveCommand } from './cli/serve.ts';
 const program = new Command()
   .name('hotstock')
   .description('Flash-sale inventory and order service')
-  .showHelpAfterError()
+  .showHelpAfterError('(add --help for usage)')
   .configureHelp({ showGlobalOptions: true });
 
 serveCommand(program);

@@ -63,7 +63,15 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
   app.log.info({ skus, seededSkus, revision: await store.revision() }, 'engine warm');
   sweeper.start();
-  const url = await app.listen({ host: config.host, port: config.port });
+  let url: string;
+  try {
+    url = await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await sweeper.stop();
+    unfollow();
+    await store.close();
+    throw error;
+  }
   ready = true;
 
   let closing: Promise<void> | undefined;

@@ -12,7 +12,14 @@ export function serveCommand(program: Command): void {
     } catch (error) {
       return command.error(`error: ${(error as Error).message}`, { exitCode: 2 });
     }
-    const service = await startService(config);
+    let service: Awaited<ReturnType<typeof startService>>;
+    try {
+      service = await startService(config);
+    } catch (error) {
+      process.stderr.write(`error: cannot start: ${startFailure(error, config)}\n`);
+      process.exitCode = 1;
+      return;
+    }
     if (config.apiKeys.get(demoKeys.client) === 'client') printDemoBanner(service.url, service.seededSkus);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
@@ -27,6 +34,15 @@ export function serveCommand(program: Command): void {
       });
     }
   });
+}
+
+/** A one-line reason for the start-up failures an operator can fix. */
+function startFailure(error: unknown, config: { host: string; port: number; dataDir: string }): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return `${config.host}:${config.port} is already in use (choose another --port)`;
+  if (code === 'EADDRNOTAVAIL') return `--host ${config.host} is not an address of this machine`;
+  if (code === 'EACCES') return `permission denied (--port ${config.port}, --data-dir ${config.dataDir})`;
+  return (error as Error).stack ?? String(error);
 }
 
 function printDemoBanner(url: string, seeded: number): void {

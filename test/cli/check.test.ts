@@ -7,25 +7,18 @@ import type { OrderRecord, SkuRecord } from '../../src/domain/types.ts';
 import type { Write } from '../../src/store/contract.ts';
 import { keys } from '../../src/store/keys.ts';
 import { LmdbStore } from '../../src/store/lmdb-store.ts';
-import { call, type OrderView, sleep } from '../support/load.ts';
+import { getOrder, getSku, reserveOk, transition } from '../support/api-helpers.ts';
+import { sleep } from '../support/load.ts';
 import { createSku, runCheck, startTestService, tempDataDir } from '../support/service.ts';
 
 /** How long the expiry test waits for the sweeper before giving up. */
 const expiryWaitMsMax = 10_000;
 
-async function reserve(base: string, sku: string, userId: string, qty = 1): Promise<OrderView> {
-  const answer = await call<OrderView>(base, 'POST', '/v1/orders', {
-    body: { sku, qty, userId },
-    idempotencyKey: `check-${sku}-${userId}-${Math.random().toString(36).slice(2)}`,
-  });
-  assert.equal(answer.status, 201, JSON.stringify(answer.body));
-  return answer.body;
-}
-
-async function transition(base: string, id: string, action: string, expected: string): Promise<void> {
-  const answer = await call<OrderView>(base, 'POST', `/v1/orders/${id}/${action}`, { body: {} });
-  assert.equal(answer.status, 200, `${action} ${id}: ${JSON.stringify(answer.body)}`);
-  assert.equal(answer.body.state, expected);
+/** Applies `action` to an order, which must then be in `expected`. */
+async function transitionTo(base: string, id: string, action: string, expected: string): Promise<void> {
+  const response = await transition(base, id, action);
+  assert.equal(response.status, 200, `${action} ${id}: ${JSON.stringify(response.body)}`);
+  assert.equal(response.body.state, expected);
 }
 
 interface Fixture {
@@ -41,11 +34,11 @@ async function smallStore(): Promise<Fixture> {
   const running = await startTestService({ dataDir: data.dir });
   try {
     await createSku(running.url, 'tee-m', { initialStock: 20 });
-    const created = await reserve(running.url, 'tee-m', 'alice', 2);
-    const paid = await reserve(running.url, 'tee-m', 'bob');
-    await transition(running.url, paid.id, 'pay', 'paid');
-    const cancelled = await reserve(running.url, 'tee-m', 'carol');
-    await transition(running.url, cancelled.id, 'cancel', 'cancelled');
+    const created = await reserveOk(running.url, 'tee-m', 2, 'alice');
+    const paid = await reserveOk(running.url, 'tee-m', 1, 'bob');
+    await transitionTo(running.url, paid.id, 'pay', 'paid');
+    const cancelled = await reserveOk(running.url, 'tee-m', 1, 'carol');
+    await transitionTo(running.url, cancelled.id, 'cancel', 'cancelled');
     return {
       dataDir: data.dir,
       remove: data.remove,
@@ -104,10 +97,10 @@ describe('hotstock check', () => {
       try {
         await createSku(shortTtl.url, 'tee-s', { initialStock: 50, maxPerUser: 5 });
         await createSku(shortTtl.url, 'tee-l', { initialStock: 3, size: 'L' });
-        ids.expired = (await reserve(shortTtl.url, 'tee-s', 'erin', 2)).id;
+        ids.expired = (await reserveOk(shortTtl.url, 'tee-s', 2, 'erin')).id;
         const deadline = Date.now() + expiryWaitMsMax;
         for (;;) {
-          const order = await call<OrderView>(shortTtl.url, 'GET', `/v1/orders/${ids.expired}`);
+          const order = await getOrder(shortTtl.url, ids.expired);
           if (order.body.state === 'expired') break;
           assert.ok(Date.now() < deadline, `order not expired after ${expiryWaitMsMax} ms: ${order.body.state}`);
           await sleep(50);
@@ -120,27 +113,26 @@ describe('hotstock check', () => {
       const running = await startTestService({ dataDir: data.dir });
       try {
         const base = running.url;
-        ids.created = (await reserve(base, 'tee-s', 'alice', 3)).id;
-        ids.paid = (await reserve(base, 'tee-s', 'bob')).id;
-        await transition(base, ids.paid, 'pay', 'paid');
-        ids.shipped = (await reserve(base, 'tee-s', 'carol', 2)).id;
-        await transition(base, ids.shipped, 'pay', 'paid');
-        await transition(base, ids.shipped, 'ship', 'shipped');
-        ids.completed = (await reserve(base, 'tee-l', 'dave', 3)).id;
-        await transition(base, ids.completed, 'pay', 'paid');
-        await transition(base, ids.completed, 'ship', 'shipped');
-        await transition(base, ids.completed, 'complete', 'completed');
-        ids.cancelled = (await reserve(base, 'tee-s', 'frank')).id;
-        await transition(base, ids.cancelled, 'cancel', 'cancelled');
-        ids.refunded = (await reserve(base, 'tee-s', 'grace')).id;
-        await transition(base, ids.refunded, 'pay', 'paid');
-        await transition(base, ids.refunded, 'cancel', 'cancelled');
+        ids.created = (await reserveOk(base, 'tee-s', 3, 'alice')).id;
+        ids.paid = (await reserveOk(base, 'tee-s', 1, 'bob')).id;
+        await transitionTo(base, ids.paid, 'pay', 'paid');
+        ids.shipped = (await reserveOk(base, 'tee-s', 2, 'carol')).id;
+        await transitionTo(base, ids.shipped, 'pay', 'paid');
+        await transitionTo(base, ids.shipped, 'ship', 'shipped');
+        ids.completed = (await reserveOk(base, 'tee-l', 3, 'dave')).id;
+        await transitionTo(base, ids.completed, 'pay', 'paid');
+        await transitionTo(base, ids.completed, 'ship', 'shipped');
+        await transitionTo(base, ids.completed, 'complete', 'completed');
+        ids.cancelled = (await reserveOk(base, 'tee-s', 1, 'frank')).id;
+        await transitionTo(base, ids.cancelled, 'cancel', 'cancelled');
+        ids.refunded = (await reserveOk(base, 'tee-s', 1, 'grace')).id;
+        await transitionTo(base, ids.refunded, 'pay', 'paid');
+        await transitionTo(base, ids.refunded, 'cancel', 'cancelled');
         for (const [state, id] of Object.entries(ids)) {
-          const order = await call<OrderView>(base, 'GET', `/v1/orders/${id}`);
+          const order = await getOrder(base, id);
           assert.equal(order.body.state, state === 'refunded' ? 'cancelled' : state, `order ${id}`);
         }
-        const soldOut = await call(base, 'GET', '/v1/skus/tee-l');
-        assert.equal(soldOut.body.available, 0, 'tee-l is sold out');
+        assert.equal((await getSku(base, 'tee-l')).available, 0, 'tee-l is sold out');
       } finally {
         await running.stop();
         running.remove();

@@ -8,13 +8,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type Answer, call, NetworkFailure, type OrderView, runWorkers } from '../support/load.ts';
+import type { OrderView } from '../../src/engine/views.ts';
+import { getSku } from '../support/api-helpers.ts';
+import { assertLedgerExact } from '../support/assertions.ts';
+import { type Answer, call, NetworkFailure, runWorkers } from '../support/load.ts';
 import {
   adminKey,
   clientKey,
   createSku,
+  killIfRunning,
   mainScript,
-  runCheck,
   type ServerProcess,
   spawnServer,
   tempDataDir,
@@ -159,7 +162,7 @@ describe('hotstock serve configuration', () => {
         body: { product: 'p', size: 'M', color: 'red', priceCents: 100, initialStock: 5 },
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
-      const order = await call<OrderView & { createdAt: string; expiresAt: string }>(run.url, 'POST', '/v1/orders', {
+      const order = await call<OrderView>(run.url, 'POST', '/v1/orders', {
         key: 'env-client-key-2',
         body: { sku: 'env-tee', qty: 1, userId: 'u1' },
         idempotencyKey: 'env-1',
@@ -210,7 +213,7 @@ describe('hotstock serve configuration', () => {
         body: { product: 'p', size: 'M', color: 'red', priceCents: 100, initialStock: 5 },
       });
       assert.equal(created.status, 201, 'a twin with no flag given still applies');
-      const byFlag = await call<OrderView & { createdAt: string; expiresAt: string }>(run.url, 'POST', '/v1/orders', {
+      const byFlag = await call<OrderView>(run.url, 'POST', '/v1/orders', {
         key: 'flag-client-key-1',
         body: { sku: 'flag-tee', qty: 1, userId: 'u1' },
         idempotencyKey: 'flag-1',
@@ -344,18 +347,13 @@ describe('hotstock serve configuration', () => {
         assert.equal(stored.status, 200, `order ${order.id} (key ${key}) lost`);
         assert.deepEqual({ sku: stored.body.sku, qty: stored.body.qty, userId: stored.body.userId }, body);
       }
-      const sku = await call(server.url, 'GET', '/v1/skus/drain-tee');
-      assert.equal(sku.body.reserved, acked.length, 'every reservation in the store was acknowledged');
+      const sku = await getSku(server.url, 'drain-tee');
+      assert.equal(sku.reserved, acked.length, 'every reservation in the store was acknowledged');
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0);
-      const check = await runCheck(data.dir);
-      assert.equal(check.code, 0, check.stdout + check.stderr);
-      assert.match(check.stdout, /ledger exact/);
+      await assertLedgerExact(data.dir);
     } finally {
-      if (server && server.child.exitCode === null && server.child.signalCode === null) {
-        server.child.kill('SIGKILL');
-        await server.exited;
-      }
+      await killIfRunning(server);
       data.remove();
     }
   });
@@ -394,10 +392,7 @@ describe('hotstock serve configuration', () => {
       t.diagnostic(`exit ${String(exit)} ${Math.round(performance.now() - terminatedAtMs)} ms after SIGTERM`);
       assert.equal(exit, 0, `not exited ${exitWaitMsMax} ms after SIGTERM (grace ${graceMs} ms)`);
     } finally {
-      if (server && server.child.exitCode === null && server.child.signalCode === null) {
-        server.child.kill('SIGKILL');
-        await server.exited;
-      }
+      await killIfRunning(server);
       data.remove();
     }
   });

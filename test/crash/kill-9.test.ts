@@ -8,13 +8,13 @@
 // final verification and a graceful stop.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { OrderView } from '../../src/engine/views.ts';
+import { getSku, listAllOrders } from '../support/api-helpers.ts';
+import { assertLedgerExact } from '../support/assertions.ts';
 import {
   type Answer,
   call,
-  getSku,
-  listAllOrders,
   mapConcurrent,
-  type OrderView,
   pick,
   randomInt,
   runWorkers,
@@ -22,7 +22,7 @@ import {
   testSeed,
   withRetry,
 } from '../support/load.ts';
-import { adminKey, runCheck, type ServerProcess, spawnServer, tempDataDir } from '../support/service.ts';
+import { createSku, killIfRunning, type ServerProcess, spawnServer, tempDataDir } from '../support/service.ts';
 
 // ---- bounds ------------------------------------------------------------------
 
@@ -390,12 +390,6 @@ async function verify(base: string, book: ClientBook, random: () => number, labe
   }
 }
 
-async function assertLedgerExact(dataDir: string, label: string): Promise<void> {
-  const result = await runCheck(dataDir);
-  assert.equal(result.code, 0, `${label}: hotstock check failed:\n${result.stdout}${result.stderr}`);
-  assert.match(result.stdout, /ledger exact/, `${label}: ${result.stdout}`);
-}
-
 test('acknowledged orders survive SIGKILL at random moments under concurrent load', { timeout: 120_000 }, async (t) => {
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (replay the choices with HOTSTOCK_TEST_SEED=${seed})`);
@@ -403,10 +397,7 @@ test('acknowledged orders survive SIGKILL at random moments under concurrent loa
   const { dir, remove } = tempDataDir('hotstock-kill9');
   let server: ServerProcess | undefined;
   t.after(async () => {
-    if (server && server.child.exitCode === null && server.child.signalCode === null) {
-      server.child.kill('SIGKILL');
-      await server.exited;
-    }
+    await killIfRunning(server);
     remove();
   });
   const book = new ClientBook();
@@ -414,18 +405,11 @@ test('acknowledged orders survive SIGKILL at random moments under concurrent loa
 
   server = await spawnServer(dir);
   for (const plan of skuPlans) {
-    const created: Answer = await call(server.url, 'PUT', `/v1/skus/${plan.sku}`, {
-      key: adminKey,
-      body: {
-        product: 'piggy-shirt',
-        size: 'M',
-        color: plan.sku,
-        priceCents: 1999,
-        maxPerUser: plan.maxPerUser,
-        initialStock: plan.initialStock,
-      },
+    await createSku(server.url, plan.sku, {
+      initialStock: plan.initialStock,
+      maxPerUser: plan.maxPerUser,
+      color: plan.sku,
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
   }
 
   for (let cycle = 1; cycle <= cycles; cycle++) {

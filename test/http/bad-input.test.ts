@@ -21,10 +21,9 @@ import {
   requestBodyBytesMax,
   stockUnitsMax,
 } from '../../src/constants.ts';
-import { type ErrorCode, errorCatalogue } from '../../src/errors.ts';
+import { assertProblemReply, type ExpectedProblem, type Reply, replyOf } from '../support/assertions.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import {
-  type ApiResponse,
   adminKey,
   api,
   clientKey,
@@ -74,14 +73,7 @@ const badIds: readonly (readonly [string, string])[] = [
 
 // ---- what a case is, and how it is checked ----------------------------------------
 
-interface Expected {
-  status: number | readonly number[];
-  code: ErrorCode | readonly ErrorCode[];
-  /** 405: methods the Allow header must list. */
-  allow?: readonly string[];
-}
-
-interface HttpCase extends Expected {
+interface HttpCase extends ExpectedProblem {
   name: string;
   method: string;
   path: string;
@@ -92,51 +84,9 @@ interface HttpCase extends Expected {
   headers?: Record<string, string>;
 }
 
-interface RawCase extends Expected {
+interface RawCase extends ExpectedProblem {
   name: string;
   request: () => string | Buffer | Iterable<string | Buffer>;
-}
-
-interface Reply {
-  status: number;
-  headers: Record<string, string>;
-  body: unknown;
-}
-
-const list = <T>(value: T | readonly T[]): readonly T[] => (Array.isArray(value) ? value : [value as T]);
-
-function assertProblem(reply: Reply, expected: Expected, label: string): void {
-  const statuses = list(expected.status);
-  const codes = list(expected.code);
-  const show = `${label}: got ${reply.status} ${reply.headers['content-type'] ?? '(no content-type)'} ${JSON.stringify(reply.body)?.slice(0, 400)}`;
-  assert.ok(statuses.includes(reply.status), `${show}\n  expected status ${statuses.join(' or ')}`);
-  assert.ok(reply.status >= 400 && reply.status < 500, `${show}\n  expected a 4xx`);
-  assert.match(
-    reply.headers['content-type'] ?? '',
-    /^application\/problem\+json\s*(;|$)/,
-    `${show}\n  not problem+json`,
-  );
-  const body = reply.body as Record<string, unknown>;
-  assert.ok(typeof body === 'object' && body !== null && !Array.isArray(body), `${show}\n  body is not an object`);
-  for (const field of ['type', 'title', 'code', 'detail'] as const) {
-    assert.equal(typeof body[field], 'string', `${show}\n  ${field} is not a string`);
-  }
-  assert.ok((body.type as string).length > 0 && (body.title as string).length > 0, `${show}\n  empty type/title`);
-  assert.equal(body.status, reply.status, `${show}\n  body.status differs from the HTTP status`);
-  assert.match(body.code as string, /^[a-z]+(?:_[a-z]+)*$/, `${show}\n  code is not snake_case`);
-  assert.ok(codes.includes(body.code as ErrorCode), `${show}\n  expected code ${codes.join(' or ')}`);
-  const entry = errorCatalogue[body.code as ErrorCode];
-  assert.ok(entry !== undefined, `${show}\n  code is not in the error catalogue`);
-  assert.equal(entry.status, reply.status, `${show}\n  the catalogue gives ${body.code} status ${entry.status}`);
-  if (reply.status === 401) assert.ok(reply.headers['www-authenticate'], `${show}\n  401 without WWW-Authenticate`);
-  if (expected.allow !== undefined) {
-    const allow = (reply.headers.allow ?? '').split(',').map((method) => method.trim().toUpperCase());
-    for (const method of expected.allow) assert.ok(allow.includes(method), `${show}\n  Allow lacks ${method}`);
-  }
-}
-
-function fromApi(response: ApiResponse<unknown>): Reply {
-  return { status: response.status, headers: Object.fromEntries(response.headers.entries()), body: response.body };
 }
 
 // ---- the service, its fixtures and its observable state ---------------------------
@@ -182,12 +132,12 @@ async function snapshot() {
 }
 
 /** Sends a bad request and checks the reply and that nothing changed. */
-async function expectRejected(label: string, expected: Expected, send: () => Promise<Reply>): Promise<void> {
+async function expectRejected(label: string, expected: ExpectedProblem, send: () => Promise<Reply>): Promise<void> {
   const before = await snapshot();
   const reply = await send();
   let problemError: unknown;
   try {
-    assertProblem(reply, expected, label);
+    assertProblemReply(reply, expected, label);
   } catch (error) {
     problemError = error;
   }
@@ -203,12 +153,12 @@ function sendHttpCase(c: HttpCase): Promise<Reply> {
   if (c.body !== undefined) options.body = c.body;
   if (c.rawBody !== undefined) options.rawBody = c.rawBody;
   if (c.headers !== undefined) options.headers = c.headers;
-  return api<unknown>(base, c.method, path, options).then(fromApi);
+  return api<unknown>(base, c.method, path, options).then(replyOf);
 }
 
 // ---- the cases ---------------------------------------------------------------
 
-const orders = (name: string, body: unknown, expected: Expected, extra: Partial<HttpCase> = {}): HttpCase => ({
+const orders = (name: string, body: unknown, expected: ExpectedProblem, extra: Partial<HttpCase> = {}): HttpCase => ({
   name,
   method: 'POST',
   path: '/v1/orders',
@@ -430,7 +380,8 @@ const groups: Record<string, HttpCase[]> = {
   'bad ids in path parameters': badIds.flatMap(([label, id]): HttpCase[] => {
     const segment = encodeURIComponent(id);
     // An empty segment may also fail to match the route at all.
-    const expected: Expected = id === '' ? { status: [400, 404], code: ['validation_failed', 'not_found'] } : invalid;
+    const expected: ExpectedProblem =
+      id === '' ? { status: [400, 404], code: ['validation_failed', 'not_found'] } : invalid;
     return [
       { name: `GET /v1/skus/{sku}, sku is ${label}`, method: 'GET', path: `/v1/skus/${segment}`, ...expected },
       {

@@ -5,8 +5,21 @@
 // single reservations. Transitions honour a key when one is sent.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { OrderView } from '../../src/engine/views.ts';
 import {
-  type ApiResponse,
+  adjust,
+  type BatchItem,
+  batch,
+  freshSku,
+  getOrder,
+  getSku,
+  listAllOrders,
+  nextSkuId,
+  putSku,
+  transition,
+} from '../support/api-helpers.ts';
+import { assertProblem } from '../support/assertions.ts';
+import {
   adminKey,
   api,
   clientKey,
@@ -17,37 +30,6 @@ import {
   startTestService,
   type TestService,
 } from '../support/service.ts';
-
-interface OrderBody {
-  id: string;
-  sku: string;
-  qty: number;
-  userId: string;
-  state: string;
-  history: { state: string; at: string }[];
-  version: number;
-}
-
-interface SkuBody {
-  sku: string;
-  total: number;
-  reserved: number;
-  sold: number;
-  available: number;
-  version: number;
-}
-
-interface BatchItem {
-  sku: string;
-  qty: number;
-  userId: string;
-  idempotencyKey: string;
-}
-
-interface BatchResult {
-  status: number;
-  body: Record<string, unknown>;
-}
 
 let svc: TestService;
 let base: string;
@@ -62,71 +44,18 @@ after(async () => {
   svc?.remove();
 });
 
-function assertProblem(response: ApiResponse<unknown>, status: number, code: string): Record<string, unknown> {
-  assert.equal(response.status, status, JSON.stringify(response.body));
-  assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-  const body = response.body as Record<string, unknown>;
-  assert.equal(body.code, code, JSON.stringify(body));
-  return body;
-}
-
-let skuSequence = 0;
-async function freshSku(label: string, initialStock = 10): Promise<string> {
-  skuSequence++;
-  const sku = `idem-${label}-${skuSequence}`;
-  await createSku(base, sku, { initialStock });
-  return sku;
-}
-
-async function getSku(sku: string): Promise<SkuBody> {
-  const response = await api<SkuBody>(base, 'GET', `/v1/skus/${encodeURIComponent(sku)}`);
-  assert.equal(response.status, 200, JSON.stringify(response.body));
-  return response.body;
-}
-
 /** Every order of a SKU, following nextCursor to the end. */
-async function ordersOf(sku: string): Promise<OrderBody[]> {
-  const items: OrderBody[] = [];
-  let cursor: string | null = null;
-  do {
-    const query: string = `sku=${encodeURIComponent(sku)}&limit=100${cursor ? `&cursor=${cursor}` : ''}`;
-    const page = await api<{ items: OrderBody[]; nextCursor: string | null }>(base, 'GET', `/v1/orders?${query}`);
-    assert.equal(page.status, 200, JSON.stringify(page.body));
-    items.push(...page.body.items);
-    cursor = page.body.nextCursor;
-  } while (cursor !== null);
-  return items;
-}
-
-function adjust(sku: string, delta: number, headers: Record<string, string> = {}): Promise<ApiResponse<SkuBody>> {
-  return api<SkuBody>(base, 'POST', `/v1/skus/${encodeURIComponent(sku)}/adjustments`, {
-    key: adminKey,
-    body: { delta, reason: delta > 0 ? 'restock' : 'write-off' },
-    headers,
-  });
-}
-
-function batch(items: BatchItem[], key = clientKey): Promise<ApiResponse<{ results: BatchResult[] }>> {
-  return api<{ results: BatchResult[] }>(base, 'POST', '/v1/orders:batch', { key, body: { items } });
-}
-
-function transition(
-  orderId: string,
-  action: string,
-  headers: Record<string, string> = {},
-): Promise<ApiResponse<OrderBody>> {
-  return api<OrderBody>(base, 'POST', `/v1/orders/${encodeURIComponent(orderId)}/${action}`, { body: {}, headers });
-}
+const ordersOf = (sku: string): Promise<OrderView[]> => listAllOrders(base, { sku }, 100);
 
 describe('POST /v1/orders replay', () => {
   test('the same key and body replays the original 201 and body, and creates no second order', async () => {
-    const sku = await freshSku('replay');
+    const sku = await freshSku(base, 'idem-replay');
     const key = freshIdempotencyKey('replay');
     const body = { sku, qty: 3, userId: 'u-replay' };
     const first = await reserve(base, body, key);
     assert.equal(first.status, 201, JSON.stringify(first.body));
     assert.equal(first.headers.get('idempotent-replayed'), null, 'the original is not a replay');
-    const skuAfterFirst = await getSku(sku);
+    const skuAfterFirst = await getSku(base, sku);
 
     for (let i = 0; i < 3; i++) {
       const again = await reserve(base, body, key);
@@ -141,12 +70,12 @@ describe('POST /v1/orders replay', () => {
       orders.map((order) => order.id),
       [first.body.id],
     );
-    assert.deepEqual(await getSku(sku), skuAfterFirst, 'the replays moved nothing, not even the version');
+    assert.deepEqual(await getSku(base, sku), skuAfterFirst, 'the replays moved nothing, not even the version');
     assert.equal(skuAfterFirst.reserved, 3);
   });
 
   test('the same body with its fields in another order is the same request', async () => {
-    const sku = await freshSku('canonical');
+    const sku = await freshSku(base, 'idem-canonical');
     const key = freshIdempotencyKey('canonical');
     const first = await reserve(base, { sku, qty: 1, userId: 'u-canonical' }, key);
     assert.equal(first.status, 201);
@@ -161,13 +90,13 @@ describe('POST /v1/orders replay', () => {
   });
 
   test('the same key with a different body is 422 idempotency_key_reused and changes nothing', async () => {
-    const sku = await freshSku('reused');
-    const otherSku = await freshSku('reused-other');
+    const sku = await freshSku(base, 'idem-reused');
+    const otherSku = await freshSku(base, 'idem-reused-other');
     const key = freshIdempotencyKey('reused');
     const first = await reserve(base, { sku, qty: 1, userId: 'u-reused' }, key);
     assert.equal(first.status, 201);
-    const skuBefore = await getSku(sku);
-    const otherBefore = await getSku(otherSku);
+    const skuBefore = await getSku(base, sku);
+    const otherBefore = await getSku(base, otherSku);
 
     for (const different of [
       { sku, qty: 2, userId: 'u-reused' },
@@ -176,8 +105,8 @@ describe('POST /v1/orders replay', () => {
     ]) {
       assertProblem(await reserve(base, different, key), 422, 'idempotency_key_reused');
     }
-    assert.deepEqual(await getSku(sku), skuBefore);
-    assert.deepEqual(await getSku(otherSku), otherBefore);
+    assert.deepEqual(await getSku(base, sku), skuBefore);
+    assert.deepEqual(await getSku(base, otherSku), otherBefore);
     assert.equal((await ordersOf(sku)).length, 1);
     assert.equal((await ordersOf(otherSku)).length, 0);
     // The original request still replays.
@@ -187,7 +116,7 @@ describe('POST /v1/orders replay', () => {
   });
 
   test('a reservation still replays after the SKU has sold out', async () => {
-    const sku = await freshSku('replay-sold-out', 2);
+    const sku = await freshSku(base, 'idem-replay-sold-out', 2);
     const key = freshIdempotencyKey('replay-sold-out');
     const first = await reserve(base, { sku, qty: 2, userId: 'u-last' }, key);
     assert.equal(first.status, 201);
@@ -199,25 +128,25 @@ describe('POST /v1/orders replay', () => {
   });
 
   test('POST /v1/orders without an Idempotency-Key is 400 idempotency_key_required', async () => {
-    const sku = await freshSku('no-key');
+    const sku = await freshSku(base, 'idem-no-key');
     const response = await api(base, 'POST', '/v1/orders', { body: { sku, qty: 1, userId: 'u-no-key' } });
     assertProblem(response, 400, 'idempotency_key_required');
-    assert.equal((await getSku(sku)).reserved, 0);
+    assert.equal((await getSku(base, sku)).reserved, 0);
   });
 });
 
 describe('rejections are not recorded', () => {
   test('sold_out, then a restock: the same key is decided afresh and succeeds', async () => {
-    const sku = await freshSku('sold-out', 0);
+    const sku = await freshSku(base, 'idem-sold-out', 0);
     const key = freshIdempotencyKey('sold-out');
     const body = { sku, qty: 1, userId: 'u-sold-out' };
     assertProblem(await reserve(base, body, key), 409, 'sold_out');
     assertProblem(await reserve(base, body, key), 409, 'sold_out');
-    assert.equal((await adjust(sku, 5)).status, 200);
+    assert.equal((await adjust(base, sku, 5)).status, 200);
     const retry = await reserve(base, body, key);
     assert.equal(retry.status, 201, JSON.stringify(retry.body));
     assert.equal(retry.headers.get('idempotent-replayed'), null, 'decided afresh, not replayed');
-    assert.equal((await getSku(sku)).reserved, 1);
+    assert.equal((await getSku(base, sku)).reserved, 1);
     // From now on the success is what replays.
     const replay = await reserve(base, body, key);
     assert.deepEqual(replay.body, retry.body);
@@ -225,20 +154,19 @@ describe('rejections are not recorded', () => {
   });
 
   test('insufficient_stock, then a restock: the same key succeeds', async () => {
-    const sku = await freshSku('insufficient', 2);
+    const sku = await freshSku(base, 'idem-insufficient', 2);
     const key = freshIdempotencyKey('insufficient');
     const body = { sku, qty: 3, userId: 'u-insufficient' };
     assertProblem(await reserve(base, body, key), 409, 'insufficient_stock');
-    assert.equal((await adjust(sku, 1)).status, 200);
+    assert.equal((await adjust(base, sku, 1)).status, 200);
     const retry = await reserve(base, body, key);
     assert.equal(retry.status, 201, JSON.stringify(retry.body));
     assert.equal(retry.headers.get('idempotent-replayed'), null);
-    assert.equal((await getSku(sku)).reserved, 3);
+    assert.equal((await getSku(base, sku)).reserved, 3);
   });
 
   test('sku_not_found, then the SKU is created: the same key succeeds', async () => {
-    skuSequence++;
-    const sku = `idem-later-${skuSequence}`;
+    const sku = nextSkuId('idem-later');
     const key = freshIdempotencyKey('not-found');
     const body = { sku, qty: 1, userId: 'u-early' };
     assertProblem(await reserve(base, body, key), 404, 'sku_not_found');
@@ -248,14 +176,13 @@ describe('rejections are not recorded', () => {
   });
 
   test('a per-user limit rejection is not recorded either', async () => {
-    skuSequence++;
-    const sku = `idem-limit-${skuSequence}`;
+    const sku = nextSkuId('idem-limit');
     await createSku(base, sku, { initialStock: 10, maxPerUser: 1 });
     const held = await reserve(base, { sku, qty: 1, userId: 'u-limit' });
     assert.equal(held.status, 201);
     const key = freshIdempotencyKey('limit');
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-limit' }, key), 422, 'per_user_limit_exceeded');
-    assert.equal((await transition(held.body.id as string, 'cancel')).status, 200);
+    assert.equal((await transition(base, held.body.id as string, 'cancel')).status, 200);
     const retry = await reserve(base, { sku, qty: 1, userId: 'u-limit' }, key);
     assert.equal(retry.status, 201, JSON.stringify(retry.body));
   });
@@ -263,7 +190,7 @@ describe('rejections are not recorded', () => {
 
 describe('key scope and concurrency', () => {
   test('keys are scoped per API key: another client with the same key gets its own order', async () => {
-    const sku = await freshSku('scope');
+    const sku = await freshSku(base, 'idem-scope');
     const key = freshIdempotencyKey('scope');
     const body = { sku, qty: 1, userId: 'u-scope' };
     const mine = await reserve(base, body, key, clientKey);
@@ -272,7 +199,7 @@ describe('key scope and concurrency', () => {
     assert.equal(theirs.status, 201, JSON.stringify(theirs.body));
     assert.notEqual(theirs.body.id, mine.body.id);
     assert.equal(theirs.headers.get('idempotent-replayed'), null);
-    assert.equal((await getSku(sku)).reserved, 2);
+    assert.equal((await getSku(base, sku)).reserved, 2);
     // Each replays its own answer.
     assert.deepEqual((await reserve(base, body, key, clientKey)).body, mine.body);
     assert.deepEqual((await reserve(base, body, key, otherClientKey)).body, theirs.body);
@@ -286,7 +213,7 @@ describe('key scope and concurrency', () => {
   });
 
   test('50 concurrent requests with the same key make exactly one order, all 201 with the same id', async () => {
-    const sku = await freshSku('concurrent', 100);
+    const sku = await freshSku(base, 'idem-concurrent', 100);
     const key = freshIdempotencyKey('concurrent');
     const body = { sku, qty: 2, userId: 'u-concurrent' };
     const responses = await Promise.all(Array.from({ length: 50 }, () => reserve(base, body, key)));
@@ -301,13 +228,13 @@ describe('key scope and concurrency', () => {
       orders.map((order) => order.id),
       [responses[0]!.body.id],
     );
-    const after = await getSku(sku);
+    const after = await getSku(base, sku);
     assert.equal(after.reserved, 2);
     assert.equal(after.available, 98);
   });
 
   test('concurrent requests with the same key and different bodies: one wins, the rest are 422', async () => {
-    const sku = await freshSku('concurrent-mixed', 100);
+    const sku = await freshSku(base, 'idem-concurrent-mixed', 100);
     const key = freshIdempotencyKey('concurrent-mixed');
     const responses = await Promise.all(
       Array.from({ length: 20 }, (_, i) => reserve(base, { sku, qty: 1 + (i % 2), userId: 'u-mixed' }, key)),
@@ -318,10 +245,10 @@ describe('key scope and concurrency', () => {
     for (const response of created) assert.deepEqual(response.body, created[0]!.body);
     for (const response of refused) assertProblem(response, 422, 'idempotency_key_reused');
     assert.equal((await ordersOf(sku)).length, 1);
-    assert.equal((await getSku(sku)).reserved, created[0]!.body.qty);
+    assert.equal((await getSku(base, sku)).reserved, created[0]!.body.qty);
   });
   test('concurrent requests with one key naming two different SKUs still make exactly one order', async () => {
-    const skus = [await freshSku('cross-a', 100), await freshSku('cross-b', 100)];
+    const skus = [await freshSku(base, 'idem-cross-a', 100), await freshSku(base, 'idem-cross-b', 100)];
     const key = freshIdempotencyKey('cross');
     const responses = await Promise.all(
       Array.from({ length: 20 }, (_, i) => reserve(base, { sku: skus[i % 2]!, qty: 1, userId: 'u-cross' }, key)),
@@ -337,21 +264,21 @@ describe('key scope and concurrency', () => {
       orders.map((order) => order.id),
       [created[0]!.body.id],
     );
-    const reserved = (await getSku(skus[0]!)).reserved + (await getSku(skus[1]!)).reserved;
+    const reserved = (await getSku(base, skus[0]!)).reserved + (await getSku(base, skus[1]!)).reserved;
     assert.equal(reserved, 1, 'one unit held across both SKUs');
   });
 });
 
 describe('POST /v1/orders:batch', () => {
   test('each item has its own key; replaying the batch gives the same per-item results', async () => {
-    const sku = await freshSku('batch');
+    const sku = await freshSku(base, 'idem-batch');
     const items: BatchItem[] = Array.from({ length: 5 }, (_, i) => ({
       sku,
       qty: 1,
       userId: `u-batch-${i}`,
       idempotencyKey: freshIdempotencyKey('batch'),
     }));
-    const first = await batch(items);
+    const first = await batch(base, items);
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.results.length, items.length);
     for (const [i, result] of first.body.results.entries()) {
@@ -360,23 +287,23 @@ describe('POST /v1/orders:batch', () => {
       assert.equal(result.body.state, 'created');
     }
     assert.equal(new Set(first.body.results.map((result) => result.body.id)).size, items.length);
-    const skuAfterFirst = await getSku(sku);
+    const skuAfterFirst = await getSku(base, sku);
     assert.equal(skuAfterFirst.reserved, items.length);
 
-    const replay = await batch(items);
+    const replay = await batch(base, items);
     assert.equal(replay.status, 200);
     assert.deepEqual(replay.body, first.body, 'same statuses, ids and versions');
-    assert.deepEqual(await getSku(sku), skuAfterFirst);
+    assert.deepEqual(await getSku(base, sku), skuAfterFirst);
     assert.equal((await ordersOf(sku)).length, items.length);
   });
 
   test('a batch with a rejected item: the rejection is not recorded, the successes replay', async () => {
-    const sku = await freshSku('batch-partial', 3);
+    const sku = await freshSku(base, 'idem-batch-partial', 3);
     const items: BatchItem[] = [
       { sku, qty: 2, userId: 'u-p1', idempotencyKey: freshIdempotencyKey('partial') },
       { sku, qty: 2, userId: 'u-p2', idempotencyKey: freshIdempotencyKey('partial') },
     ];
-    const first = await batch(items);
+    const first = await batch(base, items);
     assert.deepEqual(
       first.body.results.map((result) => [result.status, result.body.code ?? result.body.state]),
       [
@@ -384,25 +311,25 @@ describe('POST /v1/orders:batch', () => {
         [409, 'insufficient_stock'],
       ],
     );
-    assert.equal((await adjust(sku, 1)).status, 200);
-    const second = await batch(items);
+    assert.equal((await adjust(base, sku, 1)).status, 200);
+    const second = await batch(base, items);
     assert.deepEqual(second.body.results[0], first.body.results[0], 'the success replays');
     assert.equal(second.body.results[1]!.status, 201, 'the rejected item is decided afresh');
-    assert.equal((await getSku(sku)).reserved, 4);
+    assert.equal((await getSku(base, sku)).reserved, 4);
   });
 
   test('a batch item and a single POST with the same key and body replay each other', async () => {
-    const sku = await freshSku('batch-single');
+    const sku = await freshSku(base, 'idem-batch-single');
     const singleFirstKey = freshIdempotencyKey('single-first');
     const batchFirstKey = freshIdempotencyKey('batch-first');
 
     const single = await reserve(base, { sku, qty: 1, userId: 'u-single' }, singleFirstKey);
     assert.equal(single.status, 201);
-    const viaBatch = await batch([{ sku, qty: 1, userId: 'u-single', idempotencyKey: singleFirstKey }]);
+    const viaBatch = await batch(base, [{ sku, qty: 1, userId: 'u-single', idempotencyKey: singleFirstKey }]);
     assert.equal(viaBatch.status, 200);
     assert.deepEqual(viaBatch.body.results[0], { status: 201, body: single.body });
 
-    const batched = await batch([{ sku, qty: 2, userId: 'u-batched', idempotencyKey: batchFirstKey }]);
+    const batched = await batch(base, [{ sku, qty: 2, userId: 'u-batched', idempotencyKey: batchFirstKey }]);
     assert.equal(batched.body.results[0]!.status, 201);
     const viaSingle = await reserve(base, { sku, qty: 2, userId: 'u-batched' }, batchFirstKey);
     assert.equal(viaSingle.status, 201, JSON.stringify(viaSingle.body));
@@ -415,19 +342,19 @@ describe('POST /v1/orders:batch', () => {
       422,
       'idempotency_key_reused',
     );
-    const misuse = await batch([{ sku, qty: 5, userId: 'u-single', idempotencyKey: singleFirstKey }]);
+    const misuse = await batch(base, [{ sku, qty: 5, userId: 'u-single', idempotencyKey: singleFirstKey }]);
     assert.equal(misuse.body.results[0]!.status, 422);
     assert.equal(misuse.body.results[0]!.body.code, 'idempotency_key_reused');
 
     assert.equal((await ordersOf(sku)).length, 2);
-    assert.equal((await getSku(sku)).reserved, 3);
+    assert.equal((await getSku(base, sku)).reserved, 3);
   });
 
   test('the same key twice in one batch: one order; a different body under it is 422', async () => {
-    const sku = await freshSku('batch-dup');
+    const sku = await freshSku(base, 'idem-batch-dup');
     const key = freshIdempotencyKey('batch-dup');
     const item = { sku, qty: 1, userId: 'u-dup', idempotencyKey: key };
-    const response = await batch([item, item, { ...item, qty: 2 }]);
+    const response = await batch(base, [item, item, { ...item, qty: 2 }]);
     assert.equal(response.status, 200, JSON.stringify(response.body));
     const [a, b, c] = response.body.results;
     assert.equal(a!.status, 201);
@@ -435,104 +362,95 @@ describe('POST /v1/orders:batch', () => {
     assert.equal(c!.status, 422);
     assert.equal(c!.body.code, 'idempotency_key_reused');
     assert.equal((await ordersOf(sku)).length, 1);
-    assert.equal((await getSku(sku)).reserved, 1);
+    assert.equal((await getSku(base, sku)).reserved, 1);
   });
 
   test('batch keys are scoped per API key too', async () => {
-    const sku = await freshSku('batch-scope');
+    const sku = await freshSku(base, 'idem-batch-scope');
     const item = { sku, qty: 1, userId: 'u-batch-scope', idempotencyKey: freshIdempotencyKey('batch-scope') };
-    const mine = await batch([item], clientKey);
-    const theirs = await batch([item], otherClientKey);
+    const mine = await batch(base, [item], clientKey);
+    const theirs = await batch(base, [item], otherClientKey);
     assert.equal(mine.body.results[0]!.status, 201);
     assert.equal(theirs.body.results[0]!.status, 201);
     assert.notEqual(theirs.body.results[0]!.body.id, mine.body.results[0]!.body.id);
-    assert.equal((await getSku(sku)).reserved, 2);
+    assert.equal((await getSku(base, sku)).reserved, 2);
   });
 });
 
 describe('transitions and adjustments with an Idempotency-Key', () => {
   test('pay twice with the same key: both 200 with the same body, the second replayed', async () => {
-    const sku = await freshSku('pay-key');
+    const sku = await freshSku(base, 'idem-pay-key');
     const order = await reserve(base, { sku, qty: 2, userId: 'u-pay-key' });
     assert.equal(order.status, 201);
     const id = order.body.id as string;
     const key = freshIdempotencyKey('pay');
-    const first = await transition(id, 'pay', { 'idempotency-key': key });
+    const first = await transition(base, id, 'pay', { 'idempotency-key': key });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.headers.get('idempotent-replayed'), null);
-    const second = await transition(id, 'pay', { 'idempotency-key': key });
+    const second = await transition(base, id, 'pay', { 'idempotency-key': key });
     assert.equal(second.status, 200, JSON.stringify(second.body));
     assert.deepEqual(second.body, first.body);
     assert.equal(second.headers.get('idempotent-replayed'), 'true');
     assert.equal(second.headers.get('etag'), first.headers.get('etag'));
-    const stock = await getSku(sku);
+    const stock = await getSku(base, sku);
     assert.deepEqual({ reserved: stock.reserved, sold: stock.sold }, { reserved: 0, sold: 2 }, 'paid once');
-    const current = await api<OrderBody>(base, 'GET', `/v1/orders/${id}`);
+    const current = await getOrder(base, id);
     assert.deepEqual(current.body, first.body);
     // The pay key cannot be spent on another action.
-    assertProblem(await transition(id, 'cancel', { 'idempotency-key': key }), 422, 'idempotency_key_reused');
-    assert.equal((await api<OrderBody>(base, 'GET', `/v1/orders/${id}`)).body.state, 'paid');
+    assertProblem(await transition(base, id, 'cancel', { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+    assert.equal((await getOrder(base, id)).body.state, 'paid');
   });
 
   test('a transition replay returns the recorded answer even after the order has moved on', async () => {
-    const sku = await freshSku('pay-later');
+    const sku = await freshSku(base, 'idem-pay-later');
     const order = await reserve(base, { sku, qty: 1, userId: 'u-pay-later' });
     const id = order.body.id as string;
     const key = freshIdempotencyKey('pay-later');
-    const paid = await transition(id, 'pay', { 'idempotency-key': key });
+    const paid = await transition(base, id, 'pay', { 'idempotency-key': key });
     assert.equal(paid.status, 200);
-    assert.equal((await transition(id, 'ship')).status, 200);
-    const replay = await transition(id, 'pay', { 'idempotency-key': key });
+    assert.equal((await transition(base, id, 'ship')).status, 200);
+    const replay = await transition(base, id, 'pay', { 'idempotency-key': key });
     assert.equal(replay.status, 200, JSON.stringify(replay.body));
     assert.deepEqual(replay.body, paid.body);
     assert.equal(replay.headers.get('idempotent-replayed'), 'true');
-    assert.equal((await api<OrderBody>(base, 'GET', `/v1/orders/${id}`)).body.state, 'shipped', 'no second transition');
+    assert.equal((await getOrder(base, id)).body.state, 'shipped', 'no second transition');
   });
 
   test('PUT /v1/skus with a key: creating replays 201; without a key a second create is refused', async () => {
-    skuSequence++;
-    const sku = `idem-put-${skuSequence}`;
+    const sku = nextSkuId('idem-put');
     const body = { product: 'piggy-shirt', size: 'L', color: 'pink', priceCents: 1999, initialStock: 4 };
     const key = freshIdempotencyKey('put');
-    const first = await api<SkuBody>(base, 'PUT', `/v1/skus/${sku}`, {
-      key: adminKey,
-      body,
-      headers: { 'idempotency-key': key },
-    });
+    const first = await putSku(base, sku, body, { 'idempotency-key': key });
     assert.equal(first.status, 201, JSON.stringify(first.body));
-    const replay = await api<SkuBody>(base, 'PUT', `/v1/skus/${sku}`, {
-      key: adminKey,
-      body,
-      headers: { 'idempotency-key': key },
-    });
+    const replay = await putSku(base, sku, body, { 'idempotency-key': key });
     assert.equal(replay.status, 201);
     assert.deepEqual(replay.body, first.body);
     assert.equal(replay.headers.get('idempotent-replayed'), 'true');
     assertProblem(await api(base, 'PUT', `/v1/skus/${sku}`, { key: adminKey, body }), 422, 'initial_stock_not_allowed');
-    assert.equal((await getSku(sku)).total, 4);
+    assert.equal((await getSku(base, sku)).total, 4);
   });
 
   test('pay twice without a key: the second is 409 illegal_transition', async () => {
-    const sku = await freshSku('pay-no-key');
+    const sku = await freshSku(base, 'idem-pay-no-key');
     const order = await reserve(base, { sku, qty: 1, userId: 'u-pay-no-key' });
     const id = order.body.id as string;
-    assert.equal((await transition(id, 'pay')).status, 200);
-    const second = assertProblem(await transition(id, 'pay'), 409, 'illegal_transition');
+    assert.equal((await transition(base, id, 'pay')).status, 200);
+    const second = assertProblem(await transition(base, id, 'pay'), 409, 'illegal_transition');
     assert.equal(second.state, 'paid');
-    assert.equal((await getSku(sku)).sold, 1);
+    assert.equal((await getSku(base, sku)).sold, 1);
   });
 
   test('a stock adjustment with the same key is applied once', async () => {
-    const sku = await freshSku('adjust-key', 10);
+    const sku = await freshSku(base, 'idem-adjust-key', 10);
     const key = freshIdempotencyKey('adjust');
-    const first = await adjust(sku, 5, { 'idempotency-key': key });
+    const first = await adjust(base, sku, 5, { 'idempotency-key': key });
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    const second = await adjust(sku, 5, { 'idempotency-key': key });
+    const second = await adjust(base, sku, 5, { 'idempotency-key': key });
     assert.equal(second.status, 200);
     assert.deepEqual(second.body, first.body);
     assert.equal(second.headers.get('idempotent-replayed'), 'true');
-    assert.equal((await getSku(sku)).total, 15);
-    assertProblem(await adjust(sku, 6, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
-    assert.equal((await getSku(sku)).total, 15);
+    assert.equal((await getSku(base, sku)).total, 15);
+    assertProblem(await adjust(base, sku, 6, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+    assert.equal((await getSku(base, sku)).total, 15);
   });
 });

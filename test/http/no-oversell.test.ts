@@ -5,17 +5,11 @@
 // ledger exact afterwards.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  type Answer,
-  call,
-  getSku,
-  listAllOrders,
-  type OrderView,
-  randomInt,
-  seededRandom,
-  testSeed,
-} from '../support/load.ts';
-import { createSku, runCheck, startTestService, type TestService } from '../support/service.ts';
+import type { OrderView } from '../../src/engine/views.ts';
+import { getSku, listAllOrders } from '../support/api-helpers.ts';
+import { assertLedgerExact } from '../support/assertions.ts';
+import { type Answer, call, randomInt, seededRandom, testSeed } from '../support/load.ts';
+import { createSku, startTestService, type TestService } from '../support/service.ts';
 
 interface Race {
   body: { sku: string; qty: number; userId: string };
@@ -172,8 +166,6 @@ describe('no oversell under concurrent reservations', () => {
 
   it('hotstock check finds the ledger exact after the races', async () => {
     await service.stop();
-    const result = await runCheck(service.dataDir);
-    assert.equal(result.code, 0, result.stdout + result.stderr);
-    assert.match(result.stdout, /ledger exact/);
+    await assertLedgerExact(service.dataDir);
   });
 });

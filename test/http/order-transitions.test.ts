@@ -6,35 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ApiResponse, api, createSku, reserve, startTestService, type TestService } from '../support/service.ts';
+import type { OrderView } from '../../src/engine/views.ts';
+import { freshSku, getOrder, getSku, ledger, nextSkuId, reserveOk, transition } from '../support/api-helpers.ts';
+import { assertProblem } from '../support/assertions.ts';
+import { api, createSku, reserve, startTestService, type TestService } from '../support/service.ts';
 
 type State = 'created' | 'paid' | 'shipped' | 'completed' | 'cancelled' | 'expired';
 type Action = 'pay' | 'ship' | 'complete' | 'cancel';
 
 const states: readonly State[] = ['created', 'paid', 'shipped', 'completed', 'cancelled', 'expired'];
 const actions: readonly Action[] = ['pay', 'ship', 'complete', 'cancel'];
-
-interface OrderBody {
-  id: string;
-  sku: string;
-  qty: number;
-  userId: string;
-  state: State;
-  priceCents: number;
-  createdAt: string;
-  expiresAt: string;
-  history: { state: State; at: string }[];
-  version: number;
-}
-
-interface SkuBody {
-  sku: string;
-  total: number;
-  reserved: number;
-  sold: number;
-  available: number;
-  version: number;
-}
 
 /** Units in every order these tests make, and the stock each test's SKU starts with. */
 const qty = 2;
@@ -71,41 +52,9 @@ const pathTo: Record<Exclude<State, 'expired'>, Action[]> = {
   cancelled: ['cancel'],
 };
 
-/**
- * A transition POST. DESIGN.md says transitions take no body; these tests send
- * the empty JSON object the schema tolerates, and a separate test below checks
- * that a body-less POST works too, so one defect does not mask the whole table.
- */
-function act(
-  base: string,
-  orderId: string,
-  action: Action,
-  headers: Record<string, string> = {},
-): Promise<ApiResponse<OrderBody>> {
-  return api<OrderBody>(base, 'POST', `/v1/orders/${encodeURIComponent(orderId)}/${action}`, { body: {}, headers });
-}
-
-function getOrder(base: string, orderId: string): Promise<ApiResponse<OrderBody>> {
-  return api<OrderBody>(base, 'GET', `/v1/orders/${encodeURIComponent(orderId)}`);
-}
-
-async function getSku(base: string, sku: string): Promise<SkuBody> {
-  const response = await api<SkuBody>(base, 'GET', `/v1/skus/${encodeURIComponent(sku)}`);
-  assert.equal(response.status, 200, JSON.stringify(response.body));
-  return response.body;
-}
-
-function assertProblem(response: ApiResponse<unknown>, status: number, code: string): Record<string, unknown> {
-  assert.equal(response.status, status, JSON.stringify(response.body));
-  assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-  const body = response.body as Record<string, unknown>;
-  assert.equal(body.code, code, JSON.stringify(body));
-  assert.equal(body.status, status);
-  assert.equal(typeof body.type, 'string');
-  assert.equal(typeof body.title, 'string');
-  assert.equal(typeof body.detail, 'string');
-  return body;
-}
+// `transition` sends the empty JSON object the schema tolerates (DESIGN.md says
+// transitions take no body); a separate test below checks that a body-less POST
+// works too, so one defect does not mask the whole table.
 
 /** Order and SKU as the API shows them, with the order's ETag: the "nothing changed" baseline. */
 async function snapshot(base: string, orderId: string, sku: string) {
@@ -114,29 +63,16 @@ async function snapshot(base: string, orderId: string, sku: string) {
   return { order: order.body, etag: order.headers.get('etag'), sku: await getSku(base, sku) };
 }
 
-let skuSequence = 0;
-/** A SKU of its own for each case, so ledger deltas are exactly this order's. */
-async function freshSku(base: string, label: string): Promise<string> {
-  skuSequence++;
-  const sku = `tr-${label}-${skuSequence}`;
-  await createSku(base, sku, { initialStock });
-  return sku;
-}
-
-async function createdOrder(base: string, sku: string, userId = 'u-transitions'): Promise<OrderBody> {
-  const response = await reserve(base, { sku, qty, userId });
-  assert.equal(response.status, 201, JSON.stringify(response.body));
-  const order = response.body as unknown as OrderBody;
-  assert.equal(order.state, 'created');
-  return order;
-}
+/** A fresh `created` order of `qty` units. */
+const createdOrder = (base: string, sku: string, userId = 'u-transitions'): Promise<OrderView> =>
+  reserveOk(base, sku, qty, userId);
 
 /** Brings a fresh order to `state` through the API, checking each step succeeds. */
 async function orderIn(base: string, state: Exclude<State, 'expired'>, label: string) {
-  const sku = await freshSku(base, label);
+  const sku = await freshSku(base, `tr-${label}`, initialStock);
   const order = await createdOrder(base, sku);
   for (const step of pathTo[state]) {
-    const response = await act(base, order.id, step);
+    const response = await transition(base, order.id, step);
     assert.equal(response.status, 200, `setting up ${state}: ${step} -> ${JSON.stringify(response.body)}`);
   }
   return { sku, orderId: order.id };
@@ -161,7 +97,7 @@ async function checkCell(base: string, state: State, action: Action, orderId: st
   );
   assert.equal(before.sku.available, initialStock - held.reserved - held.sold);
 
-  const response = await act(base, orderId, action);
+  const response = await transition(base, orderId, action);
   const expected = legal[state]?.[action];
 
   if (expected === undefined) {
@@ -218,7 +154,7 @@ before(async () => {
     startTestService({ reservationTtlMs: shortTtlMs, sweepIntervalMs: 60_000 }),
   ]);
   for (const action of actions) {
-    const sku = await freshSku(expiring.url, `expired-${action}`);
+    const sku = await freshSku(expiring.url, `tr-expired-${action}`, initialStock);
     const order = await createdOrder(expiring.url, sku);
     expiredOrders.set(action, { orderId: order.id, sku });
   }
@@ -255,61 +191,52 @@ describe('every (state × action) pair over HTTP', () => {
 
 describe('transitions over HTTP', () => {
   test('a transition POST with no body at all is accepted (DESIGN: transitions take no body)', async () => {
-    const sku = await freshSku(main.url, 'nobody');
+    const sku = await freshSku(main.url, 'tr-nobody', initialStock);
     const first = await createdOrder(main.url, sku);
     for (const action of ['pay', 'ship', 'complete'] as const) {
-      const response = await api<OrderBody>(main.url, 'POST', `/v1/orders/${first.id}/${action}`);
+      const response = await api<OrderView>(main.url, 'POST', `/v1/orders/${first.id}/${action}`);
       assert.equal(response.status, 200, `${action} without a body: ${JSON.stringify(response.body)}`);
     }
     const second = await createdOrder(main.url, sku);
-    const cancel = await api<OrderBody>(main.url, 'POST', `/v1/orders/${second.id}/cancel`);
+    const cancel = await api<OrderView>(main.url, 'POST', `/v1/orders/${second.id}/cancel`);
     assert.equal(cancel.status, 200, `cancel without a body: ${JSON.stringify(cancel.body)}`);
     assert.equal(cancel.body.state, 'cancelled');
   });
 
   test('a transition on an unknown order is 404 order_not_found', async () => {
     for (const action of actions) {
-      assertProblem(await act(main.url, 'no-such-order', action), 404, 'order_not_found');
+      assertProblem(await transition(main.url, 'no-such-order', action), 404, 'order_not_found');
     }
   });
 
   test('cancelling a paid order returns its units to available', async () => {
-    const sku = await freshSku(main.url, 'refund');
+    const sku = await freshSku(main.url, 'tr-refund', initialStock);
     const order = await createdOrder(main.url, sku);
-    assert.deepEqual(
-      await getSku(main.url, sku).then(({ total, reserved, sold, available }) => ({
-        total,
-        reserved,
-        sold,
-        available,
-      })),
-      { total: initialStock, reserved: qty, sold: 0, available: initialStock - qty },
-    );
-    assert.equal((await act(main.url, order.id, 'pay')).status, 200);
-    assert.deepEqual(
-      await getSku(main.url, sku).then(({ total, reserved, sold, available }) => ({
-        total,
-        reserved,
-        sold,
-        available,
-      })),
-      { total: initialStock, reserved: 0, sold: qty, available: initialStock - qty },
-    );
-    const cancel = await act(main.url, order.id, 'cancel');
+    assert.deepEqual(await getSku(main.url, sku).then(ledger), {
+      total: initialStock,
+      reserved: qty,
+      sold: 0,
+      available: initialStock - qty,
+    });
+    assert.equal((await transition(main.url, order.id, 'pay')).status, 200);
+    assert.deepEqual(await getSku(main.url, sku).then(ledger), {
+      total: initialStock,
+      reserved: 0,
+      sold: qty,
+      available: initialStock - qty,
+    });
+    const cancel = await transition(main.url, order.id, 'cancel');
     assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
     assert.deepEqual(
       cancel.body.history.map((change) => change.state),
       ['created', 'paid', 'cancelled'],
     );
-    assert.deepEqual(
-      await getSku(main.url, sku).then(({ total, reserved, sold, available }) => ({
-        total,
-        reserved,
-        sold,
-        available,
-      })),
-      { total: initialStock, reserved: 0, sold: 0, available: initialStock },
-    );
+    assert.deepEqual(await getSku(main.url, sku).then(ledger), {
+      total: initialStock,
+      reserved: 0,
+      sold: 0,
+      available: initialStock,
+    });
     // The returned units can be reserved again, all of them.
     const again = await reserve(main.url, { sku, qty: initialStock, userId: 'u-after-refund' });
     assert.equal(again.status, 201, JSON.stringify(again.body));
@@ -319,14 +246,14 @@ describe('transitions over HTTP', () => {
 describe('reservation expiry', () => {
   test('paying after expiresAt but before the sweep is 409 reservation_expired; the sweep then expires it', async () => {
     const base = expiring.url;
-    const sku = await freshSku(base, 'lapsed');
+    const sku = await freshSku(base, 'tr-lapsed', initialStock);
     const order = await createdOrder(base, sku);
     assert.ok(Date.parse(order.expiresAt) - Date.parse(order.createdAt) === shortTtlMs, 'expiresAt = createdAt + TTL');
     await sleep(shortTtlMs + 200);
 
     const before = await snapshot(base, order.id, sku);
     assert.equal(before.order.state, 'created', 'not swept yet');
-    const pay = await act(base, order.id, 'pay');
+    const pay = await transition(base, order.id, 'pay');
     const problem = assertProblem(pay, 409, 'reservation_expired');
     assert.equal(problem.state, 'created');
     const unchanged = await snapshot(base, order.id, sku);
@@ -343,13 +270,13 @@ describe('reservation expiry', () => {
     assert.ok(swept.order.version > before.order.version, 'expiry bumps the order version');
     assert.equal(swept.etag, `"${swept.order.version}"`);
     assert.deepEqual(
-      { total: swept.sku.total, reserved: swept.sku.reserved, sold: swept.sku.sold, available: swept.sku.available },
+      ledger(swept.sku),
       { total: initialStock, reserved: 0, sold: 0, available: initialStock },
       'expiry releases the reservation',
     );
 
     // Once expired, paying is an illegal transition, not a lapsed reservation.
-    const payExpired = assertProblem(await act(base, order.id, 'pay'), 409, 'illegal_transition');
+    const payExpired = assertProblem(await transition(base, order.id, 'pay'), 409, 'illegal_transition');
     assert.equal(payExpired.state, 'expired');
     // A second sweep has nothing left to do for this order.
     await expiring.service.sweeper.sweep();
@@ -359,22 +286,21 @@ describe('reservation expiry', () => {
   test('the periodic sweeper expires lapsed reservations on its own and releases the stock', async () => {
     const svc = await startTestService({ reservationTtlMs: shortTtlMs, sweepIntervalMs: 50 });
     try {
-      skuSequence++;
-      const sku = `tr-timer-${skuSequence}`;
+      const sku = nextSkuId('tr-timer');
       await createSku(svc.url, sku, { initialStock, maxPerUser: qty });
       const order = await createdOrder(svc.url, sku);
       const overLimit = await reserve(svc.url, { sku, qty: 1, userId: 'u-transitions' });
       assertProblem(overLimit, 422, 'per_user_limit_exceeded');
       const other = await createdOrder(svc.url, sku, 'u-other');
       const paid = await createdOrder(svc.url, sku, 'u-payer');
-      assert.equal((await act(svc.url, paid.id, 'pay')).status, 200);
+      assert.equal((await transition(svc.url, paid.id, 'pay')).status, 200);
       assert.deepEqual(
         await getSku(svc.url, sku).then(({ reserved, sold, available }) => ({ reserved, sold, available })),
         { reserved: 2 * qty, sold: qty, available: initialStock - 3 * qty },
       );
 
       const deadlineMs = Date.now() + shortTtlMs + 5_000;
-      let state: State = 'created';
+      let state = 'created';
       while (Date.now() < deadlineMs) {
         state = (await getOrder(svc.url, order.id)).body.state;
         if (state === 'expired' && (await getOrder(svc.url, other.id)).body.state === 'expired') break;
@@ -392,16 +318,13 @@ describe('reservation expiry', () => {
       // The paid order is untouched by expiry: its units stay sold.
       const stillPaid = await getOrder(svc.url, paid.id);
       assert.equal(stillPaid.body.state, 'paid');
-      assert.deepEqual(
-        await getSku(svc.url, sku).then(({ total, reserved, sold, available }) => ({
-          total,
-          reserved,
-          sold,
-          available,
-        })),
-        { total: initialStock, reserved: 0, sold: qty, available: initialStock - qty },
-      );
-      const listed = await api<{ items: OrderBody[] }>(svc.url, 'GET', `/v1/orders?sku=${sku}&state=expired`);
+      assert.deepEqual(await getSku(svc.url, sku).then(ledger), {
+        total: initialStock,
+        reserved: 0,
+        sold: qty,
+        available: initialStock - qty,
+      });
+      const listed = await api<{ items: OrderView[] }>(svc.url, 'GET', `/v1/orders?sku=${sku}&state=expired`);
       assert.equal(listed.status, 200);
       assert.deepEqual(listed.body.items.map((item) => item.id).sort(), [order.id, other.id].sort());
       // Expiry also gives the user back their per-user allowance.

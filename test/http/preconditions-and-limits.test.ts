@@ -4,9 +4,27 @@
 // checked against DESIGN.md ("HTTP API v1", "Contract details").
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { Page } from '../../src/engine/queries.ts';
+import type { OrderView, SkuView } from '../../src/engine/views.ts';
+import type { ErrorCode } from '../../src/errors.ts';
 import {
-  type ApiResponse,
-  adminKey,
+  adjust,
+  allPages,
+  batch,
+  freshSku,
+  getOrder,
+  getSku,
+  ledger,
+  listAllOrders,
+  nextSkuId,
+  putSku,
+  readSku,
+  reserveOk,
+  sortedIds,
+  transition,
+} from '../support/api-helpers.ts';
+import { assertProblem } from '../support/assertions.ts';
+import {
   api,
   createSku,
   freshIdempotencyKey,
@@ -14,34 +32,6 @@ import {
   startTestService,
   type TestService,
 } from '../support/service.ts';
-
-interface SkuBody {
-  sku: string;
-  product: string;
-  size: string;
-  color: string;
-  priceCents: number;
-  maxPerUser: number | null;
-  total: number;
-  reserved: number;
-  sold: number;
-  available: number;
-  version: number;
-}
-
-interface OrderBody {
-  id: string;
-  sku: string;
-  qty: number;
-  userId: string;
-  state: string;
-  version: number;
-}
-
-interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
 
 let svc: TestService;
 let base: string;
@@ -56,159 +46,78 @@ after(async () => {
   svc?.remove();
 });
 
-function assertProblem(response: ApiResponse<unknown>, status: number, code: string): Record<string, unknown> {
-  assert.equal(response.status, status, JSON.stringify(response.body));
-  assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-  const body = response.body as Record<string, unknown>;
-  assert.equal(body.code, code, JSON.stringify(body));
-  return body;
-}
-
-let skuSequence = 0;
-function nextSkuId(label: string): string {
-  skuSequence++;
-  return `pl-${label}-${skuSequence}`;
-}
-
-async function freshSku(label: string, initialStock = 10, maxPerUser?: number): Promise<string> {
-  const sku = nextSkuId(label);
-  await createSku(base, sku, maxPerUser === undefined ? { initialStock } : { initialStock, maxPerUser });
-  return sku;
-}
-
-async function getSku(sku: string, url = base): Promise<ApiResponse<SkuBody>> {
-  const response = await api<SkuBody>(url, 'GET', `/v1/skus/${encodeURIComponent(sku)}`);
-  assert.equal(response.status, 200, JSON.stringify(response.body));
-  return response;
-}
-
-function sortedIds(items: { id: string }[]): string[] {
-  return items.map((item) => item.id).sort();
-}
-
-function ledger(sku: SkuBody) {
-  return { total: sku.total, reserved: sku.reserved, sold: sku.sold, available: sku.available };
-}
-
-function adjust(sku: string, delta: number, headers: Record<string, string> = {}): Promise<ApiResponse<SkuBody>> {
-  return api<SkuBody>(base, 'POST', `/v1/skus/${encodeURIComponent(sku)}/adjustments`, {
-    key: adminKey,
-    body: { delta, reason: delta > 0 ? 'restock' : 'write-off' },
-    headers,
-  });
-}
-
-function putSku(
-  sku: string,
-  body: Record<string, unknown>,
-  headers: Record<string, string> = {},
-): Promise<ApiResponse<SkuBody>> {
-  return api<SkuBody>(base, 'PUT', `/v1/skus/${encodeURIComponent(sku)}`, {
-    key: adminKey,
-    body,
-    headers,
-  });
-}
-
-function transition(
-  orderId: string,
-  action: string,
-  headers: Record<string, string> = {},
-  url = base,
-): Promise<ApiResponse<OrderBody>> {
-  return api<OrderBody>(url, 'POST', `/v1/orders/${encodeURIComponent(orderId)}/${action}`, { body: {}, headers });
-}
-
-async function reserveOk(sku: string, qty: number, userId: string, url = base): Promise<OrderBody> {
-  const response = await reserve(url, { sku, qty, userId });
-  assert.equal(response.status, 201, JSON.stringify(response.body));
-  return response.body as unknown as OrderBody;
-}
-
-/** Follows nextCursor from the first page to the last, collecting every item. */
-async function allPages<T>(url: string, path: string, query: Record<string, string>, limit: number): Promise<T[]> {
-  const items: T[] = [];
-  let cursor: string | null = null;
-  for (let pages = 0; ; pages++) {
-    assert.ok(pages < 1_000, 'pagination terminates');
-    const params = new URLSearchParams({ ...query, limit: String(limit) });
-    if (cursor !== null) params.set('cursor', cursor);
-    const page = await api<Page<T>>(url, 'GET', `${path}?${params}`);
-    assert.equal(page.status, 200, JSON.stringify(page.body));
-    assert.ok(page.body.items.length <= limit, `a page holds at most ${limit} items`);
-    items.push(...page.body.items);
-    cursor = page.body.nextCursor;
-    if (cursor === null) return items;
-  }
-}
-
 describe('ETag and If-Match', () => {
   test('GET /v1/skus/{sku} returns ETag "<version>"', async () => {
-    const sku = await freshSku('etag');
-    const response = await getSku(sku);
+    const sku = await freshSku(base, 'pl-etag');
+    const response = await readSku(base, sku);
     assert.equal(response.headers.get('etag'), `"${response.body.version}"`);
     // Any change to the SKU moves its version and ETag.
-    await reserveOk(sku, 1, 'u-etag');
-    const after = await getSku(sku);
+    await reserveOk(base, sku, 1, 'u-etag');
+    const after = await readSku(base, sku);
     assert.ok(after.body.version > response.body.version);
     assert.equal(after.headers.get('etag'), `"${after.body.version}"`);
   });
 
   test('an adjustment with a stale If-Match is 412 and changes nothing; the current ETag succeeds', async () => {
-    const sku = await freshSku('adjust-if-match');
-    const stale = (await getSku(sku)).headers.get('etag')!;
-    await reserveOk(sku, 1, 'u-moves-it');
-    const current = await getSku(sku);
+    const sku = await freshSku(base, 'pl-adjust-if-match');
+    const stale = (await readSku(base, sku)).headers.get('etag')!;
+    await reserveOk(base, sku, 1, 'u-moves-it');
+    const current = await readSku(base, sku);
     assert.notEqual(current.headers.get('etag'), stale);
 
-    assertProblem(await adjust(sku, 5, { 'if-match': stale }), 412, 'precondition_failed');
-    assert.deepEqual((await getSku(sku)).body, current.body, 'nothing changed, version included');
+    assertProblem(await adjust(base, sku, 5, { 'if-match': stale }), 412, 'precondition_failed');
+    assert.deepEqual(await getSku(base, sku), current.body, 'nothing changed, version included');
 
-    const ok = await adjust(sku, 5, { 'if-match': current.headers.get('etag')! });
+    const ok = await adjust(base, sku, 5, { 'if-match': current.headers.get('etag')! });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(ok.body.total, 15);
     assert.ok(ok.body.version > current.body.version);
     assert.equal(ok.headers.get('etag'), `"${ok.body.version}"`);
     // The old current ETag is now stale in turn.
-    assertProblem(await adjust(sku, 1, { 'if-match': current.headers.get('etag')! }), 412, 'precondition_failed');
-    assert.equal((await getSku(sku)).body.total, 15);
+    assertProblem(await adjust(base, sku, 1, { 'if-match': current.headers.get('etag')! }), 412, 'precondition_failed');
+    assert.equal((await getSku(base, sku)).total, 15);
   });
 
   test('PUT with a stale If-Match is 412 and changes nothing; the current ETag and `*` succeed', async () => {
-    const sku = await freshSku('put-if-match');
-    const first = await getSku(sku);
+    const sku = await freshSku(base, 'pl-put-if-match');
+    const first = await readSku(base, sku);
     const entry = { product: 'piggy-shirt', size: 'M', color: 'red', priceCents: 2500 };
-    const updated = await putSku(sku, entry, { 'if-match': first.headers.get('etag')! });
+    const updated = await putSku(base, sku, entry, { 'if-match': first.headers.get('etag')! });
     assert.equal(updated.status, 200, JSON.stringify(updated.body));
     assert.equal(updated.body.priceCents, 2500);
     assert.equal(updated.headers.get('etag'), `"${updated.body.version}"`);
 
     const stale = first.headers.get('etag')!;
-    assertProblem(await putSku(sku, { ...entry, priceCents: 1 }, { 'if-match': stale }), 412, 'precondition_failed');
-    assert.deepEqual((await getSku(sku)).body, updated.body);
+    assertProblem(
+      await putSku(base, sku, { ...entry, priceCents: 1 }, { 'if-match': stale }),
+      412,
+      'precondition_failed',
+    );
+    assert.deepEqual(await getSku(base, sku), updated.body);
 
-    const star = await putSku(sku, { ...entry, priceCents: 3000 }, { 'if-match': '*' });
+    const star = await putSku(base, sku, { ...entry, priceCents: 3000 }, { 'if-match': '*' });
     assert.equal(star.status, 200, JSON.stringify(star.body));
     assert.equal(star.body.priceCents, 3000);
-    const afterStar = await getSku(sku);
+    const afterStar = await readSku(base, sku);
     assert.equal(afterStar.body.priceCents, 3000);
     assert.deepEqual(ledger(afterStar.body), { total: 10, reserved: 0, sold: 0, available: 10 }, 'stock untouched');
   });
 
   test('`*` matches on adjustments and transitions', async () => {
-    const sku = await freshSku('star');
-    const adjusted = await adjust(sku, 2, { 'if-match': '*' });
+    const sku = await freshSku(base, 'pl-star');
+    const adjusted = await adjust(base, sku, 2, { 'if-match': '*' });
     assert.equal(adjusted.status, 200, JSON.stringify(adjusted.body));
     assert.equal(adjusted.body.total, 12);
-    const order = await reserveOk(sku, 1, 'u-star');
-    const paid = await transition(order.id, 'pay', { 'if-match': '*' });
+    const order = await reserveOk(base, sku, 1, 'u-star');
+    const paid = await transition(base, order.id, 'pay', { 'if-match': '*' });
     assert.equal(paid.status, 200, JSON.stringify(paid.body));
     assert.equal(paid.body.state, 'paid');
   });
 
   test('If-Match: * on a SKU that does not exist is 412, not a create (RFC 9110 §13.1.1)', async () => {
-    const sku = nextSkuId('star-absent');
+    const sku = nextSkuId('pl-star-absent');
     const response = await putSku(
+      base,
       sku,
       { product: 'piggy-shirt', size: 'M', color: 'red', priceCents: 1999, initialStock: 1 },
       { 'if-match': '*' },
@@ -218,42 +127,42 @@ describe('ETag and If-Match', () => {
   });
 
   test('If-Match compares strongly: a weak tag never matches, and a list matches if any tag does', async () => {
-    const sku = await freshSku('if-match-forms');
-    const current = await getSku(sku);
+    const sku = await freshSku(base, 'pl-if-match-forms');
+    const current = await readSku(base, sku);
     const version = current.body.version;
-    assertProblem(await adjust(sku, 1, { 'if-match': `W/"${version}"` }), 412, 'precondition_failed');
-    assertProblem(await adjust(sku, 1, { 'if-match': 'garbage' }), 412, 'precondition_failed');
-    assert.deepEqual((await getSku(sku)).body, current.body, 'refused preconditions change nothing');
-    const listed = await adjust(sku, 1, { 'if-match': `"999999", "${version}"` });
+    assertProblem(await adjust(base, sku, 1, { 'if-match': `W/"${version}"` }), 412, 'precondition_failed');
+    assertProblem(await adjust(base, sku, 1, { 'if-match': 'garbage' }), 412, 'precondition_failed');
+    assert.deepEqual(await getSku(base, sku), current.body, 'refused preconditions change nothing');
+    const listed = await adjust(base, sku, 1, { 'if-match': `"999999", "${version}"` });
     assert.equal(listed.status, 200, JSON.stringify(listed.body));
     assert.equal(listed.body.total, 11);
   });
 
   test('a transition with a stale If-Match is 412 and changes nothing; the current ETag succeeds', async () => {
-    const sku = await freshSku('transition-if-match');
+    const sku = await freshSku(base, 'pl-transition-if-match');
     const created = await reserve(base, { sku, qty: 2, userId: 'u-tim' });
     assert.equal(created.status, 201);
     const createdEtag = created.headers.get('etag')!;
     const id = created.body.id as string;
-    const read = await api<OrderBody>(base, 'GET', `/v1/orders/${id}`);
+    const read = await getOrder(base, id);
     assert.equal(read.headers.get('etag'), createdEtag, 'GET returns the ETag the create returned');
 
-    assertProblem(await transition(id, 'pay', { 'if-match': '"1"' }), 412, 'precondition_failed');
-    const unchanged = await api<OrderBody>(base, 'GET', `/v1/orders/${id}`);
+    assertProblem(await transition(base, id, 'pay', { 'if-match': '"1"' }), 412, 'precondition_failed');
+    const unchanged = await getOrder(base, id);
     assert.deepEqual(unchanged.body, read.body);
     assert.equal(unchanged.headers.get('etag'), createdEtag);
-    const skuBefore = (await getSku(sku)).body;
+    const skuBefore = await getSku(base, sku);
     assert.deepEqual(ledger(skuBefore), { total: 10, reserved: 2, sold: 0, available: 8 });
 
-    const paid = await transition(id, 'pay', { 'if-match': createdEtag });
+    const paid = await transition(base, id, 'pay', { 'if-match': createdEtag });
     assert.equal(paid.status, 200, JSON.stringify(paid.body));
     const paidEtag = paid.headers.get('etag')!;
     assert.notEqual(paidEtag, createdEtag);
 
     // The ETag from before the payment is stale now.
-    assertProblem(await transition(id, 'ship', { 'if-match': createdEtag }), 412, 'precondition_failed');
-    assert.equal((await api<OrderBody>(base, 'GET', `/v1/orders/${id}`)).body.state, 'paid');
-    const shipped = await transition(id, 'ship', { 'if-match': paidEtag });
+    assertProblem(await transition(base, id, 'ship', { 'if-match': createdEtag }), 412, 'precondition_failed');
+    assert.equal((await getOrder(base, id)).body.state, 'paid');
+    const shipped = await transition(base, id, 'ship', { 'if-match': paidEtag });
     assert.equal(shipped.status, 200, JSON.stringify(shipped.body));
     assert.equal(shipped.body.state, 'shipped');
   });
@@ -261,11 +170,11 @@ describe('ETag and If-Match', () => {
 
 describe('per-user limit', () => {
   test('maxPerUser 2: 1 + 1 is fine, a third unit is 422; a cancel frees room; other users are unaffected', async () => {
-    const sku = await freshSku('limit', 10, 2);
-    assert.equal((await getSku(sku)).body.maxPerUser, 2);
-    const first = await reserveOk(sku, 1, 'u-limited');
-    await reserveOk(sku, 1, 'u-limited');
-    const before = (await getSku(sku)).body;
+    const sku = await freshSku(base, 'pl-limit', 10, 2);
+    assert.equal((await getSku(base, sku)).maxPerUser, 2);
+    const first = await reserveOk(base, sku, 1, 'u-limited');
+    await reserveOk(base, sku, 1, 'u-limited');
+    const before = await getSku(base, sku);
 
     const third = assertProblem(
       await reserve(base, { sku, qty: 1, userId: 'u-limited' }),
@@ -273,39 +182,39 @@ describe('per-user limit', () => {
       'per_user_limit_exceeded',
     );
     assert.equal(typeof third.detail, 'string');
-    assert.deepEqual((await getSku(sku)).body, before, 'a refused reservation changes nothing');
+    assert.deepEqual(await getSku(base, sku), before, 'a refused reservation changes nothing');
 
     // Another user has their own allowance.
-    await reserveOk(sku, 2, 'u-other');
+    await reserveOk(base, sku, 2, 'u-other');
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-other' }), 422, 'per_user_limit_exceeded');
 
     // Cancelling one of the user's orders gives back one unit of allowance.
-    assert.equal((await transition(first.id, 'cancel')).status, 200);
-    await reserveOk(sku, 1, 'u-limited');
+    assert.equal((await transition(base, first.id, 'cancel')).status, 200);
+    await reserveOk(base, sku, 1, 'u-limited');
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-limited' }), 422, 'per_user_limit_exceeded');
   });
 
   test('a single request above maxPerUser is refused; paid units still count against the limit', async () => {
-    const sku = await freshSku('limit-qty', 10, 2);
+    const sku = await freshSku(base, 'pl-limit-qty', 10, 2);
     assertProblem(await reserve(base, { sku, qty: 3, userId: 'u-greedy' }), 422, 'per_user_limit_exceeded');
-    const order = await reserveOk(sku, 2, 'u-payer');
-    assert.equal((await transition(order.id, 'pay')).status, 200);
+    const order = await reserveOk(base, sku, 2, 'u-payer');
+    assert.equal((await transition(base, order.id, 'pay')).status, 200);
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-payer' }), 422, 'per_user_limit_exceeded');
     // A refund (cancel of a paid order) frees the allowance again.
-    assert.equal((await transition(order.id, 'cancel')).status, 200);
-    await reserveOk(sku, 2, 'u-payer');
+    assert.equal((await transition(base, order.id, 'cancel')).status, 200);
+    await reserveOk(base, sku, 2, 'u-payer');
   });
 
   test('the limit applies per SKU', async () => {
-    const a = await freshSku('limit-a', 10, 1);
-    const b = await freshSku('limit-b', 10, 1);
-    await reserveOk(a, 1, 'u-two-skus');
-    await reserveOk(b, 1, 'u-two-skus');
+    const a = await freshSku(base, 'pl-limit-a', 10, 1);
+    const b = await freshSku(base, 'pl-limit-b', 10, 1);
+    await reserveOk(base, a, 1, 'u-two-skus');
+    await reserveOk(base, b, 1, 'u-two-skus');
     assertProblem(await reserve(base, { sku: a, qty: 1, userId: 'u-two-skus' }), 422, 'per_user_limit_exceeded');
   });
 
   test('many concurrent reservations by one user never exceed maxPerUser', async () => {
-    const sku = await freshSku('limit-rush', 100, 2);
+    const sku = await freshSku(base, 'pl-limit-rush', 100, 2);
     const responses = await Promise.all(
       Array.from({ length: 30 }, () => reserve(base, { sku, qty: 1, userId: 'u-rusher' })),
     );
@@ -314,89 +223,89 @@ describe('per-user limit', () => {
     for (const response of responses.filter((r) => r.status !== 201)) {
       assertProblem(response, 422, 'per_user_limit_exceeded');
     }
-    assert.equal((await getSku(sku)).body.reserved, 2);
+    assert.equal((await getSku(base, sku)).reserved, 2);
   });
 
   test('a SKU without maxPerUser has no limit', async () => {
-    const sku = await freshSku('no-limit', 1_000);
-    assert.equal((await getSku(sku)).body.maxPerUser, null);
-    for (let i = 0; i < 5; i++) await reserveOk(sku, 100, 'u-unlimited');
-    await reserveOk(sku, 500, 'u-unlimited');
-    assert.deepEqual(ledger((await getSku(sku)).body), { total: 1_000, reserved: 1_000, sold: 0, available: 0 });
+    const sku = await freshSku(base, 'pl-no-limit', 1_000);
+    assert.equal((await getSku(base, sku)).maxPerUser, null);
+    for (let i = 0; i < 5; i++) await reserveOk(base, sku, 100, 'u-unlimited');
+    await reserveOk(base, sku, 500, 'u-unlimited');
+    assert.deepEqual(ledger(await getSku(base, sku)), { total: 1_000, reserved: 1_000, sold: 0, available: 0 });
   });
 });
 
 describe('sold_out and insufficient_stock', () => {
   test('insufficient_stock when 0 < available < qty; sold_out when available == 0, whatever the qty', async () => {
-    const sku = await freshSku('stock', 3);
+    const sku = await freshSku(base, 'pl-stock', 3);
     const insufficient = assertProblem(
       await reserve(base, { sku, qty: 4, userId: 'u-stock' }),
       409,
       'insufficient_stock',
     );
     assert.equal(typeof insufficient.detail, 'string');
-    assert.deepEqual(ledger((await getSku(sku)).body), { total: 3, reserved: 0, sold: 0, available: 3 });
+    assert.deepEqual(ledger(await getSku(base, sku)), { total: 3, reserved: 0, sold: 0, available: 3 });
 
-    await reserveOk(sku, 2, 'u-stock');
+    await reserveOk(base, sku, 2, 'u-stock');
     assertProblem(await reserve(base, { sku, qty: 2, userId: 'u-stock-2' }), 409, 'insufficient_stock');
-    await reserveOk(sku, 1, 'u-stock-3');
+    await reserveOk(base, sku, 1, 'u-stock-3');
     for (const qty of [1, 2, 1_000]) {
       assertProblem(await reserve(base, { sku, qty, userId: 'u-late' }), 409, 'sold_out');
     }
-    assert.deepEqual(ledger((await getSku(sku)).body), { total: 3, reserved: 3, sold: 0, available: 0 });
+    assert.deepEqual(ledger(await getSku(base, sku)), { total: 3, reserved: 3, sold: 0, available: 0 });
   });
 
   test('a SKU created with no stock is sold out; an unknown SKU is 404 sku_not_found', async () => {
-    const sku = await freshSku('empty', 0);
+    const sku = await freshSku(base, 'pl-empty', 0);
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-empty' }), 409, 'sold_out');
-    assertProblem(await reserve(base, { sku: nextSkuId('missing'), qty: 1, userId: 'u-x' }), 404, 'sku_not_found');
+    assertProblem(await reserve(base, { sku: nextSkuId('pl-missing'), qty: 1, userId: 'u-x' }), 404, 'sku_not_found');
   });
 });
 
 describe('adjustments', () => {
   test('a restock raises total and available; a write-off lowers them', async () => {
-    const sku = await freshSku('restock', 10);
-    await reserveOk(sku, 3, 'u-adj');
-    const order = await reserveOk(sku, 2, 'u-adj-2');
-    assert.equal((await transition(order.id, 'pay')).status, 200);
-    const before = (await getSku(sku)).body;
+    const sku = await freshSku(base, 'pl-restock', 10);
+    await reserveOk(base, sku, 3, 'u-adj');
+    const order = await reserveOk(base, sku, 2, 'u-adj-2');
+    assert.equal((await transition(base, order.id, 'pay')).status, 200);
+    const before = await getSku(base, sku);
     assert.deepEqual(ledger(before), { total: 10, reserved: 3, sold: 2, available: 5 });
 
-    const restock = await adjust(sku, 7);
+    const restock = await adjust(base, sku, 7);
     assert.equal(restock.status, 200, JSON.stringify(restock.body));
     assert.deepEqual(ledger(restock.body), { total: 17, reserved: 3, sold: 2, available: 12 });
     assert.ok(restock.body.version > before.version);
-    assert.deepEqual((await getSku(sku)).body, restock.body);
+    assert.deepEqual(await getSku(base, sku), restock.body);
 
-    const writeOff = await adjust(sku, -4);
+    const writeOff = await adjust(base, sku, -4);
     assert.equal(writeOff.status, 200, JSON.stringify(writeOff.body));
     assert.deepEqual(ledger(writeOff.body), { total: 13, reserved: 3, sold: 2, available: 8 });
   });
 
   test('a write-off below reserved + sold is 409 adjustment_below_committed; down to it exactly is fine', async () => {
-    const sku = await freshSku('write-off', 10);
-    await reserveOk(sku, 3, 'u-w1');
-    const paid = await reserveOk(sku, 2, 'u-w2');
-    assert.equal((await transition(paid.id, 'pay')).status, 200);
-    const before = (await getSku(sku)).body;
+    const sku = await freshSku(base, 'pl-write-off', 10);
+    await reserveOk(base, sku, 3, 'u-w1');
+    const paid = await reserveOk(base, sku, 2, 'u-w2');
+    assert.equal((await transition(base, paid.id, 'pay')).status, 200);
+    const before = await getSku(base, sku);
 
-    assertProblem(await adjust(sku, -6), 409, 'adjustment_below_committed');
-    assertProblem(await adjust(sku, -1_000), 409, 'adjustment_below_committed');
-    assert.deepEqual((await getSku(sku)).body, before, 'a refused adjustment changes nothing');
+    assertProblem(await adjust(base, sku, -6), 409, 'adjustment_below_committed');
+    assertProblem(await adjust(base, sku, -1_000), 409, 'adjustment_below_committed');
+    assert.deepEqual(await getSku(base, sku), before, 'a refused adjustment changes nothing');
 
-    const exact = await adjust(sku, -5);
+    const exact = await adjust(base, sku, -5);
     assert.equal(exact.status, 200, JSON.stringify(exact.body));
     assert.deepEqual(ledger(exact.body), { total: 5, reserved: 3, sold: 2, available: 0 });
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-w3' }), 409, 'sold_out');
-    assertProblem(await adjust(sku, -1), 409, 'adjustment_below_committed');
+    assertProblem(await adjust(base, sku, -1), 409, 'adjustment_below_committed');
   });
 
   test('a restock of a sold-out SKU makes it reservable again', async () => {
-    const sku = await freshSku('restock-sold-out', 1);
-    await reserveOk(sku, 1, 'u-r1');
+    const sku = await freshSku(base, 'pl-restock-sold-out', 1);
+    await reserveOk(base, sku, 1, 'u-r1');
     assertProblem(await reserve(base, { sku, qty: 1, userId: 'u-r2' }), 409, 'sold_out');
-    assert.equal((await adjust(sku, 1)).status, 200);
-    await reserveOk(sku, 1, 'u-r2');
+    assert.equal((await adjust(base, sku, 1)).status, 200);
+    await reserveOk(base, sku, 1, 'u-r2');
   });
 });
 
@@ -440,22 +349,22 @@ describe('catalog listing GET /v1/skus', () => {
     catalog?.remove();
   });
 
-  const tuple = (item: SkuBody): [string, string, string, string] => [item.product, item.size, item.color, item.sku];
+  const tuple = (item: SkuView): [string, string, string, string] => [item.product, item.size, item.color, item.sku];
 
   test('one page lists every SKU ordered by (product, size, color, sku), with its ledger', async () => {
-    const page = await api<Page<SkuBody>>(catalog.url, 'GET', '/v1/skus?limit=500');
+    const page = await api<Page<SkuView>>(catalog.url, 'GET', '/v1/skus?limit=500');
     assert.equal(page.status, 200, JSON.stringify(page.body));
     assert.deepEqual(page.body.items.map(tuple), expected);
     assert.equal(page.body.nextCursor, null);
     for (const item of page.body.items) {
-      const single = await getSku(item.sku, catalog.url);
+      const single = await readSku(catalog.url, item.sku);
       assert.deepEqual(item, single.body, 'a listed SKU is the same view as GET /v1/skus/{sku}');
     }
   });
 
   test('pagination with nextCursor visits every SKU exactly once, in order, at every page size', async () => {
     for (const limit of [1, 2, 3, 4, 7, expected.length, expected.length + 1]) {
-      const items = await allPages<SkuBody>(catalog.url, '/v1/skus', {}, limit);
+      const items = await allPages<SkuView>(catalog.url, '/v1/skus', {}, limit);
       assert.deepEqual(items.map(tuple), expected, `limit ${limit}`);
     }
   });
@@ -479,14 +388,14 @@ describe('catalog listing GET /v1/skus', () => {
           (filter.color === undefined || filter.color === color),
       );
       for (const limit of [2, 500]) {
-        const items = await allPages<SkuBody>(catalog.url, '/v1/skus', filter, limit);
+        const items = await allPages<SkuView>(catalog.url, '/v1/skus', filter, limit);
         assert.deepEqual(items.map(tuple), want, `${JSON.stringify(filter)} limit ${limit}`);
       }
     }
   });
 
   test('a cursor from another query is refused with 400 invalid_cursor', async () => {
-    const page = await api<Page<SkuBody>>(catalog.url, 'GET', '/v1/skus?product=hoodie&limit=1');
+    const page = await api<Page<SkuView>>(catalog.url, 'GET', '/v1/skus?product=hoodie&limit=1');
     assert.notEqual(page.body.nextCursor, null);
     assertProblem(
       await api(catalog.url, 'GET', `/v1/skus?product=piggy-shirt&limit=1&cursor=${page.body.nextCursor}`),
@@ -497,8 +406,8 @@ describe('catalog listing GET /v1/skus', () => {
 
   test('a listing reflects stock changes', async () => {
     const [, , , sku] = expected[0]!;
-    await reserveOk(sku, 1, 'u-listing', catalog.url);
-    const page = await api<Page<SkuBody>>(catalog.url, 'GET', '/v1/skus?limit=1');
+    await reserveOk(catalog.url, sku, 1, 'u-listing');
+    const page = await api<Page<SkuView>>(catalog.url, 'GET', '/v1/skus?limit=1');
     assert.equal(page.body.items[0]!.sku, sku);
     assert.equal(page.body.items[0]!.reserved, 1);
   });
@@ -506,25 +415,25 @@ describe('catalog listing GET /v1/skus', () => {
 
 describe('catalog index follows updates', () => {
   test('changing the attributes of a SKU with PUT moves it in the listing', async () => {
-    const sku = await freshSku('moving');
-    const product = `moving-${skuSequence}`;
-    const before = await api<Page<SkuBody>>(base, 'GET', `/v1/skus?product=${product}`);
+    const sku = await freshSku(base, 'pl-moving');
+    const product = nextSkuId('moving');
+    const before = await api<Page<SkuView>>(base, 'GET', `/v1/skus?product=${product}`);
     assert.deepEqual(before.body.items, []);
-    const moved = await putSku(sku, { product, size: 'XL', color: 'green', priceCents: 1999 });
+    const moved = await putSku(base, sku, { product, size: 'XL', color: 'green', priceCents: 1999 });
     assert.equal(moved.status, 200, JSON.stringify(moved.body));
-    const listed = await api<Page<SkuBody>>(base, 'GET', `/v1/skus?product=${product}&size=XL&color=green`);
+    const listed = await api<Page<SkuView>>(base, 'GET', `/v1/skus?product=${product}&size=XL&color=green`);
     assert.deepEqual(
       listed.body.items.map((item) => item.sku),
       [sku],
     );
-    const old = await allPages<SkuBody>(base, '/v1/skus', { product: 'piggy-shirt', size: 'M', color: 'red' }, 500);
+    const old = await allPages<SkuView>(base, '/v1/skus', { product: 'piggy-shirt', size: 'M', color: 'red' }, 500);
     assert.ok(!old.some((item) => item.sku === sku), 'the old index entry is gone');
   });
 });
 
 describe('order listing GET /v1/orders', () => {
   let orders: TestService;
-  const all: OrderBody[] = [];
+  const all: OrderView[] = [];
 
   before(async () => {
     orders = await startTestService();
@@ -532,13 +441,13 @@ describe('order listing GET /v1/orders', () => {
     for (const sku of skus) await createSku(orders.url, sku, { initialStock: 100 });
     const users = ['u-ann', 'u-bob', 'u-cy'];
     for (let i = 0; i < 18; i++) {
-      const order = await reserveOk(skus[i % 3]!, 1 + (i % 2), users[Math.floor(i / 2) % 3]!, orders.url);
+      const order = await reserveOk(orders.url, skus[i % 3]!, 1 + (i % 2), users[Math.floor(i / 2) % 3]!);
       let state = 'created';
       if (i % 4 === 1) {
-        assert.equal((await transition(order.id, 'pay', {}, orders.url)).status, 200);
+        assert.equal((await transition(orders.url, order.id, 'pay')).status, 200);
         state = 'paid';
       } else if (i % 4 === 2) {
-        assert.equal((await transition(order.id, 'cancel', {}, orders.url)).status, 200);
+        assert.equal((await transition(orders.url, order.id, 'cancel')).status, 200);
         state = 'cancelled';
       }
       all.push({ ...order, state });
@@ -573,7 +482,7 @@ describe('order listing GET /v1/orders', () => {
           (query.state === undefined || order.state === query.state),
       );
       for (const limit of [1, 2, 5, 500]) {
-        const items = await allPages<OrderBody>(orders.url, '/v1/orders', query, limit);
+        const items = await listAllOrders(orders.url, query, limit);
         assert.equal(new Set(items.map((item) => item.id)).size, items.length, 'no order listed twice');
         assert.deepEqual(sortedIds(items), sortedIds(want), `${JSON.stringify(query)} limit ${limit}`);
         for (const item of items) {
@@ -587,9 +496,9 @@ describe('order listing GET /v1/orders', () => {
   });
 
   test('listed orders carry the same version as GET /v1/orders/{id}', async () => {
-    const page = await api<Page<OrderBody>>(orders.url, 'GET', '/v1/orders?userId=u-ann&limit=500');
+    const page = await api<Page<OrderView>>(orders.url, 'GET', '/v1/orders?userId=u-ann&limit=500');
     for (const item of page.body.items) {
-      const single = await api<OrderBody>(orders.url, 'GET', `/v1/orders/${item.id}`);
+      const single = await getOrder(orders.url, item.id);
       assert.deepEqual(item, single.body);
     }
   });
@@ -597,19 +506,14 @@ describe('order listing GET /v1/orders', () => {
 
 describe('POST /v1/orders:batch oversubscribing a SKU', () => {
   test('100 single-unit items on a SKU with 60 in stock: exactly 60 created, 40 refused for stock', async () => {
-    const sku = await freshSku('oversubscribed', 60);
+    const sku = await freshSku(base, 'pl-oversubscribed', 60);
     const items = Array.from({ length: 100 }, (_, i) => ({
       sku,
       qty: 1,
       userId: `u-rush-${i}`,
       idempotencyKey: freshIdempotencyKey('rush'),
     }));
-    const response = await api<{ results: { status: number; body: Record<string, unknown> }[] }>(
-      base,
-      'POST',
-      '/v1/orders:batch',
-      { body: { items } },
-    );
+    const response = await batch(base, items);
     assert.equal(response.status, 200, JSON.stringify(response.body));
     const results = response.body.results;
     assert.equal(results.length, 100);
@@ -628,46 +532,41 @@ describe('POST /v1/orders:batch oversubscribing a SKU', () => {
       if (result.status === 201) assert.equal(result.body.userId, items[i]!.userId, 'results in request order');
     }
     assert.equal(new Set(created.map((result) => result.body.id)).size, 60);
-    assert.deepEqual(ledger((await getSku(sku)).body), { total: 60, reserved: 60, sold: 0, available: 0 });
-    const listed = await allPages<OrderBody>(base, '/v1/orders', { sku }, 500);
-    assert.deepEqual(sortedIds(listed), sortedIds(created.map((result) => result.body as unknown as OrderBody)));
+    assert.deepEqual(ledger(await getSku(base, sku)), { total: 60, reserved: 60, sold: 0, available: 0 });
+    const listed = await listAllOrders(base, { sku });
+    assert.deepEqual(sortedIds(listed), sortedIds(created.map((result) => result.body as unknown as OrderView)));
   });
 
   test('200 concurrent single reservations on a SKU with 60 in stock: exactly 60 created', async () => {
-    const sku = await freshSku('rush-single', 60);
+    const sku = await freshSku(base, 'pl-rush-single', 60);
     const responses = await Promise.all(
       Array.from({ length: 200 }, (_, i) => reserve(base, { sku, qty: 1, userId: `u-single-rush-${i}` })),
     );
     const created = responses.filter((response) => response.status === 201);
     assert.equal(created.length, 60);
     for (const response of responses.filter((r) => r.status !== 201)) {
-      const problem = assertProblem(response, 409, response.body.code as string);
+      const problem = assertProblem(response, 409, response.body.code as ErrorCode);
       assert.ok(problem.code === 'sold_out' || problem.code === 'insufficient_stock');
     }
-    assert.deepEqual(ledger((await getSku(sku)).body), { total: 60, reserved: 60, sold: 0, available: 0 });
+    assert.deepEqual(ledger(await getSku(base, sku)), { total: 60, reserved: 60, sold: 0, available: 0 });
   });
 
   test('a batch mixing quantities never oversells: the accepted units fit the stock exactly', async () => {
-    const sku = await freshSku('mixed-batch', 50);
+    const sku = await freshSku(base, 'pl-mixed-batch', 50);
     const items = Array.from({ length: 40 }, (_, i) => ({
       sku,
       qty: 1 + (i % 4),
       userId: `u-mix-${i}`,
       idempotencyKey: freshIdempotencyKey('mix'),
     }));
-    const response = await api<{ results: { status: number; body: Record<string, unknown> }[] }>(
-      base,
-      'POST',
-      '/v1/orders:batch',
-      { body: { items } },
-    );
+    const response = await batch(base, items);
     assert.equal(response.status, 200);
     let units = 0;
     for (const [i, result] of response.body.results.entries()) {
       if (result.status === 201) units += items[i]!.qty;
       else assert.ok(['sold_out', 'insufficient_stock'].includes(result.body.code as string));
     }
-    const stock = (await getSku(sku)).body;
+    const stock = await getSku(base, sku);
     assert.equal(stock.reserved, units);
     assert.equal(stock.available, 50 - units);
     assert.ok(stock.available >= 0);

@@ -1,7 +1,8 @@
 // Load helpers for crash, race and shutdown tests: bounded HTTP calls that
 // tell network failures apart from answers, retries that reuse the same
 // Idempotency-Key, a seeded random source (so a failing run can be replayed
-// with HOTSTOCK_TEST_SEED), and read-side helpers that page through listings.
+// with HOTSTOCK_TEST_SEED), and helpers to run many workers at once. Reading
+// SKUs and listings goes through test/support/api-helpers.ts.
 import { clientKey } from './service.ts';
 
 /** Longest any single HTTP call may take before it counts as a network failure. */
@@ -161,48 +162,4 @@ export async function mapConcurrent<T, R>(
     }
   });
   return results;
-}
-
-export interface OrderView {
-  id: string;
-  sku: string;
-  qty: number;
-  userId: string;
-  state: string;
-  version: number;
-}
-
-export interface SkuView {
-  sku: string;
-  total: number;
-  reserved: number;
-  sold: number;
-  available: number;
-  maxPerUser: number | null;
-  version: number;
-}
-
-/** Pages that one listing walk may fetch before the test calls it a runaway cursor. */
-const listingPagesMax = 1_000;
-
-/** Every order a listing query returns, following `nextCursor` page by page. */
-export async function listAllOrders(base: string, query: Record<string, string> = {}): Promise<OrderView[]> {
-  const orders: OrderView[] = [];
-  let cursor: string | null = null;
-  for (let page = 0; page < listingPagesMax; page++) {
-    const params = new URLSearchParams({ ...query, limit: '500' });
-    if (cursor !== null) params.set('cursor', cursor);
-    const answer = await call<{ items: OrderView[]; nextCursor: string | null }>(base, 'GET', `/v1/orders?${params}`);
-    if (answer.status !== 200) throw new Error(`listing orders: ${answer.status} ${JSON.stringify(answer.body)}`);
-    orders.push(...answer.body.items);
-    cursor = answer.body.nextCursor;
-    if (cursor === null) return orders;
-  }
-  throw new Error(`listing orders did not end within ${listingPagesMax} pages`);
-}
-
-export async function getSku(base: string, sku: string): Promise<SkuView> {
-  const answer = await call<SkuView>(base, 'GET', `/v1/skus/${encodeURIComponent(sku)}`);
-  if (answer.status !== 200) throw new Error(`GET sku ${sku}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
 }

@@ -64,7 +64,14 @@ export async function api<T = Record<string, unknown>>(
   base: string,
   method: string,
   path: string,
-  options: { key?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  options: {
+    key?: string | null;
+    body?: unknown;
+    rawBody?: string;
+    headers?: Record<string, string>;
+    /** Abort (and fail) the call when no answer arrived within this time; unbounded when absent. */
+    timeoutMs?: number;
+  } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...options.headers };
   const key = options.key === undefined ? clientKey : options.key;
@@ -73,7 +80,8 @@ export async function api<T = Record<string, unknown>>(
   if (options.rawBody !== undefined) body = options.rawBody;
   else if (options.body !== undefined) body = JSON.stringify(options.body);
   if (body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${base}${path}`, { method, headers, body });
+  const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+  const response = await fetch(`${base}${path}`, { method, headers, body, signal });
   const text = await response.text();
   let parsed: unknown = text;
   try {
@@ -169,6 +177,14 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
     ).unref();
   });
   return { url, child, exited, output: () => output };
+}
+
+/** Test cleanup: SIGKILLs a server process that is still running and waits until it has ended. */
+export async function killIfRunning(server: ServerProcess | undefined): Promise<void> {
+  if (server && server.child.exitCode === null && server.child.signalCode === null) {
+    server.child.kill('SIGKILL');
+    await server.exited;
+  }
 }
 
 /** Runs `hotstock check` on a data dir and returns its exit code and output. */
