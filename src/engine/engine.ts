@@ -127,7 +127,10 @@ export class Engine {
     const earlier = this.inFlightIdempotency.get(intent.storeKey);
     if (earlier !== undefined) await earlier;
     const replay = await this.replay(intent);
-    if (replay !== undefined) return replay;
+    if (replay !== undefined) {
+      this.observer.operationDecided(op, replay);
+      return replay;
+    }
     const pending = Promise.resolve(this.admit(skuId, op));
     this.inFlightIdempotency.set(intent.storeKey, pending);
     try {
