@@ -23,6 +23,10 @@ export const requestBodyBytesMax = 1024 * 1024;
 export const pathParamBytesMax = idLengthMax * 12;
 /** Request URIs longer than this get 414; well under Node's 16 KiB limit on the request head. */
 export const requestUriBytesMax = 8 * 1024;
+/** A request must arrive whole within this long, so slow senders cannot hold sockets forever. */
+export const httpRequestTimeoutMs = 30_000;
+/** Idle keep-alive connections close after this long (Fastify's default, stated explicitly). */
+export const httpKeepAliveTimeoutMs = 72_000;
 /** Items in one `POST /v1/orders:batch`. */
 export const batchRequestItemsMax = 1_000;
 

@@ -4,7 +4,13 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { pathParamBytesMax, requestBodyBytesMax, requestUriBytesMax } from '../constants.ts';
+import {
+  httpKeepAliveTimeoutMs,
+  httpRequestTimeoutMs,
+  pathParamBytesMax,
+  requestBodyBytesMax,
+  requestUriBytesMax,
+} from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
@@ -68,6 +74,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Per-request log lines would cost more than the reservation itself under load; metrics cover requests.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: requestBodyBytesMax, // 1 MiB
+    requestTimeout: httpRequestTimeoutMs,
+    keepAliveTimeout: httpKeepAliveTimeoutMs,
     // Requests that arrive while closing get our own 503 problem (see onRequest), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
