@@ -44,6 +44,7 @@ export class Metrics {
     help: 'Commits the store refused with an error (not version conflicts)',
     registers: [this.registry],
   });
+  private queueDepthSource: () => number = () => 0;
   readonly queueDepth: Gauge;
   readonly expiries = new Counter({
     name: 'hotstock_reservations_expired_total',
@@ -51,17 +52,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** `queueDepth` is read when Prometheus scrapes, not tracked on every enqueue. */
-  constructor(queueDepth: () => number) {
+  constructor() {
+    const metrics = this;
     this.queueDepth = new Gauge({
       name: 'hotstock_engine_queue_depth',
       help: 'Operations waiting in SKU queues',
       registers: [this.registry],
       collect() {
-        this.set(queueDepth());
+        this.set(metrics.queueDepthSource());
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'hotstock_' });
+  }
+
+  /** Queue depth is read when Prometheus scrapes, not tracked on every enqueue. */
+  watchQueueDepth(source: () => number): void {
+    this.queueDepthSource = source;
   }
 
   batchCommitted(batchSize: number, commitMs: number): void {

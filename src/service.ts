@@ -2,7 +2,7 @@
 // and the shutdown that unwinds them in reverse: stop accepting, drain
 // in-flight batches, stop the sweeper, close the store.
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
 import type { ServeConfig } from './config.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
@@ -25,12 +25,9 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
-  const store = new LmdbStore({ dataDir: config.dataDir });
-  let engineRef: Engine | undefined;
-  const metrics = new Metrics(() => engineRef?.queueDepth ?? 0);
-  const log = pino({ level: config.logLevel });
-  const observer: EngineObserver = {
+/** The engine reports to metrics; store failures are also logged, once per failed batch. */
+function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
+  return {
     batchCommitted: (size, commitMs) => metrics.batchCommitted(size, commitMs),
     operationDecided: (op, result) => metrics.operationDecided(op, result),
     storeFailed: (error) => {
@@ -38,12 +35,18 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       log.error({ err: error }, 'store commit failed; the batch was answered 503');
     },
   };
+}
+
+export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
+  const store = new LmdbStore({ dataDir: config.dataDir });
+  const metrics = new Metrics();
+  const log = pino({ level: config.logLevel });
   const engine = new Engine(
     store,
     { reservationTtlMs: config.reservationTtlMs, idempotencyTtlMs: config.idempotencyTtlMs },
-    observer,
+    engineObserver(metrics, log),
   );
-  engineRef = engine;
+  metrics.watchQueueDepth(() => engine.queueDepth);
   let ready = false;
   let closingStarted = false;
   const app = await buildServer({
