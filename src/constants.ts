@@ -79,10 +79,20 @@ export const lmdbMapSizeBytesDefault = 64 * 1024 * 1024 * 1024;
 export const lmdbCommitOpsMax = 65_536;
 /** One LMDB commit carries at most this many bytes of values. */
 export const lmdbCommitBytesMax = 256 * 1024 * 1024;
-/** Writes a reservation needs at most: order, idempotency record and its expiry entry, three indexes, per-user counter. */
-export const reservationWritesMax = 7;
-/** Writes and checks a SKU record adds to a batch once (its put and its version check). */
-export const batchFixedOpsMax = 2;
+// Checks plus writes each operation adds to a batch's commit. A batch stops
+// before the next operation could push it past the store's commitOpsMax.
+/** Reservation: per-user counter (check + put), order, two order indexes, expiry entry. */
+export const reserveOpsMax = 6;
+/** Transition or expiry: order (check + put), expiry entry delete, per-user counter (check + put). */
+export const transitionOpsMax = 5;
+/** Adjustment: its audit entry. */
+export const adjustOpsMax = 1;
+/** Catalog upsert: catalog index entry delete + put. */
+export const upsertOpsMax = 2;
+/** Idempotency: record (check + put), its expiry entry, the previous expiry entry's delete. */
+export const idempotencyOpsMax = 4;
+/** The SKU record: its check, and its put by the first accepted operation of a batch. */
+export const skuRecordOpsMax = 2;
 /** Check/fix scans read this many entries per range call. */
 export const scanPageEntries = 1_000;
 
@@ -97,7 +107,7 @@ assert.ok(skuQueueDepthMax >= 4_096, 'DESIGN: a SKU queue holds at least 4096 wa
 assert.ok(skuQueueDepthMax <= engineQueueDepthMax, 'one SKU cannot exceed the engine bound');
 assert.ok(batchRequestItemsMax <= engineQueueDepthMax, 'a full batch request must be admissible');
 assert.ok(
-  batchOpsMax * reservationWritesMax * 2 + batchFixedOpsMax <= lmdbCommitOpsMax,
+  batchOpsMax * (reserveOpsMax + idempotencyOpsMax) + skuRecordOpsMax <= lmdbCommitOpsMax,
   'a full batch of reservations fits one LMDB commit',
 );
 assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable within the scan bound');

@@ -2,6 +2,7 @@
 // what it needs from the working set, asks the pure domain what happens, and
 // writes the outcome back only when the operation is accepted, so a rejected
 // operation leaves the batch exactly as it found it.
+import { adjustOpsMax, idempotencyOpsMax, reserveOpsMax, transitionOpsMax, upsertOpsMax } from '../constants.ts';
 import { adjust, newOrder, reserve, transition } from '../domain/ledger.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
 import { keys } from '../store/keys.ts';
@@ -205,7 +206,7 @@ export function firstReadKeys(skuId: string, op: Operation): string[] {
   return read;
 }
 
-/** Keys that depend on what the first read returned: the per-user units of an order's owner, a record's expiry entry. */
+/** Keys that depend on what the first read returned: the per-user counter of an order's owner. */
 export function secondReadKeys(ws: WorkingSet, skuId: string, op: Operation): string[] {
   const read: string[] = [];
   if (op.kind === 'transition' || op.kind === 'expire') {
@@ -215,18 +216,22 @@ export function secondReadKeys(ws: WorkingSet, skuId: string, op: Operation): st
   return read;
 }
 
-/** Most checks plus writes one operation can add to a batch; the batch stops before the store's limit. */
+/**
+ * Most checks plus writes one operation can add to a batch. Any accepted
+ * operation may be the first to put the SKU record, so each bound includes that put.
+ */
 export function opsUpperBound(op: Operation): number {
-  const idempotency = 'idempotency' in op && op.idempotency !== undefined ? 4 : 0;
+  const idempotency = 'idempotency' in op && op.idempotency !== undefined ? idempotencyOpsMax : 0;
+  const skuPut = 1;
   switch (op.kind) {
     case 'reserve':
-      return 6 + 1 + idempotency;
+      return reserveOpsMax + skuPut + idempotency;
     case 'transition':
     case 'expire':
-      return 2 + 1 + 2 + idempotency;
+      return transitionOpsMax + skuPut + idempotency;
     case 'adjust':
-      return 1 + idempotency;
+      return adjustOpsMax + skuPut + idempotency;
     case 'upsert':
-      return 2 + idempotency;
+      return upsertOpsMax + skuPut + idempotency;
   }
 }
