@@ -7,7 +7,7 @@ import { available } from '../domain/ledger.ts';
 import { holdsReservation, holdsSale, holdsUnits } from '../domain/order-state.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
 import type { Entry, Store } from '../store/contract.ts';
-import { prefixEnd } from '../store/contract.ts';
+import { scanPrefix } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 
 export interface CheckReport {
@@ -20,14 +20,8 @@ export interface CheckReport {
 /** Violations kept in a report; a badly broken store should not print a million lines. */
 const violationsReportedMax = 1_000;
 
-async function* scan<V>(store: Store, prefix: string): AsyncGenerator<Entry<V>[]> {
-  let start = prefix;
-  for (;;) {
-    const page = await store.range<V>({ start, end: prefixEnd(prefix), limit: scanPageEntries });
-    if (page.length > 0) yield page;
-    if (page.length < scanPageEntries) return;
-    start = `${page.at(-1)!.key}\u0000`;
-  }
+function scan<V>(store: Store, prefix: string): AsyncGenerator<Entry<V>[]> {
+  return scanPrefix<V>(store, prefix, scanPageEntries);
 }
 
 interface Tally {

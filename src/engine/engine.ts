@@ -7,7 +7,7 @@ import { engineQueueDepthMax, scanPageEntries, skusMax } from '../constants.ts';
 import { available } from '../domain/ledger.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
 import type { Store } from '../store/contract.ts';
-import { prefixEnd } from '../store/contract.ts';
+import { scanPrefix } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 import { checkIdempotency, type DecideContext, type IdempotencyRecord } from './decide.ts';
 import type { IdempotencyIntent, Operation, OperationResult } from './operations.ts';
@@ -80,17 +80,16 @@ export class Engine {
 
   /** Loads every SKU into memory; the hot path never reads a SKU from the store. */
   async warm(): Promise<number> {
-    let start: string = keys.skuPrefix;
-    const end = prefixEnd(keys.skuPrefix);
-    for (;;) {
-      const page = await this.store.range<SkuRecord>({ start, end, limit: scanPageEntries });
-      for (const entry of page) {
-        const warm: WarmSku = { record: entry.value, version: entry.version };
-        this.writers.set(entry.value.sku, new SkuWriter(entry.value.sku, warm, this.store, this.hooks));
-      }
-      if (page.length < scanPageEntries) return this.writers.size;
-      start = `${page.at(-1)!.key}\u0000`;
+    for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
+      for (const entry of page) this.addWriter(entry.value.sku, { record: entry.value, version: entry.version });
     }
+    return this.writers.size;
+  }
+
+  private addWriter(skuId: string, warm: WarmSku | undefined): SkuWriter {
+    const writer = new SkuWriter(skuId, warm, this.store, this.hooks);
+    this.writers.set(skuId, writer);
+    return writer;
   }
 
   get queueDepth(): number {
@@ -160,8 +159,7 @@ export class Engine {
       if (op.kind !== 'upsert') return rejected('sku_not_found', `no SKU ${skuId}`);
       if (this.writers.size >= skusMax)
         return rejected('overloaded', `the catalog holds its maximum of ${skusMax} SKUs`);
-      writer = new SkuWriter(skuId, undefined, this.store, this.hooks);
-      this.writers.set(skuId, writer);
+      writer = this.addWriter(skuId, undefined);
     }
     const state = writer.state;
     if (op.kind === 'reserve' && state !== undefined && available(state.record) === 0) {
@@ -196,14 +194,8 @@ export class Engine {
         if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
         const record = write.value as SkuRecord;
         const writer = this.writers.get(record.sku);
-        if (writer === undefined) {
-          this.writers.set(
-            record.sku,
-            new SkuWriter(record.sku, { record, version: change.revision }, this.store, this.hooks),
-          );
-        } else {
-          writer.observe(record, change.revision);
-        }
+        if (writer === undefined) this.addWriter(record.sku, { record, version: change.revision });
+        else writer.observe(record, change.revision);
       }
     });
   }

@@ -73,8 +73,7 @@ export function toProblem(error: FastifyError | Error): HttpProblem {
   }
   const code = fastifyError.code ? frameworkCodes[fastifyError.code] : undefined;
   if (code !== undefined) return new HttpProblem(code, error.message);
-  if (error instanceof SyntaxError || fastifyError.statusCode === 400)
-    return new HttpProblem('invalid_json', error.message);
+  if (error instanceof SyntaxError) return new HttpProblem('invalid_json', error.message);
   if (fastifyError.statusCode !== undefined && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return new HttpProblem('bad_request', error.message);
   }

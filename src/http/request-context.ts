@@ -2,7 +2,7 @@
 // (scoped per API key, fingerprinted over what the request asks for) and
 // If-Match versions.
 import { createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
 import { etag } from '../engine/views.ts';
 import { HttpProblem } from '../errors.ts';
@@ -75,14 +75,10 @@ export function ifMatchOf(request: FastifyRequest): IfMatch | undefined {
   return versions;
 }
 
-/** An engine result as an HTTP reply: the body and its ETag, or a problem. */
-export function unwrap(result: OperationResult): {
-  status: number;
-  body: Record<string, unknown>;
-  headers: Record<string, string>;
-} {
+/** Sends an engine result: the body with its ETag (and replay marker), or throws it as a problem. */
+export function sendResult(reply: FastifyReply, result: OperationResult): FastifyReply {
   if (!result.ok) throw new HttpProblem(result.code, result.detail, result.extra ?? {});
-  const headers: Record<string, string> = { etag: etag(result.body.version) };
-  if (result.replayed) headers['idempotent-replayed'] = 'true';
-  return { status: result.status, body: result.body, headers };
+  reply.code(result.status).header('etag', etag(result.body.version));
+  if (result.replayed) reply.header('idempotent-replayed', 'true');
+  return reply.send(result.body);
 }

@@ -7,7 +7,13 @@ import { etag } from '../engine/views.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
 import type { Store } from '../store/contract.ts';
 import type { Principal } from './auth.ts';
-import { idempotencyIntent, ifMatchOf, optionalIdempotency, requiredIdempotency, unwrap } from './request-context.ts';
+import {
+  idempotencyIntent,
+  ifMatchOf,
+  optionalIdempotency,
+  requiredIdempotency,
+  sendResult,
+} from './request-context.ts';
 import {
   batchBodySchema,
   errorResponses as errors,
@@ -46,10 +52,8 @@ function isEmptyBody(body: unknown): boolean {
 
 function batchItemResult(result: OperationResult): { status: number; body: unknown } {
   if (result.ok) return { status: result.status, body: result.body };
-  return {
-    status: problemBody(result.code, result.detail).status,
-    body: problemBody(result.code, result.detail, result.extra),
-  };
+  const problem = problemBody(result.code, result.detail, result.extra);
+  return { status: problem.status, body: problem };
 }
 
 export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store): void {
@@ -69,8 +73,7 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
       const idempotency = requiredIdempotency(request, 'reserve');
       const { sku, qty, userId } = request.body;
       const result = await engine.submit(sku, { kind: 'reserve', qty, userId, idempotency });
-      const { status, body, headers } = unwrap(result);
-      return reply.code(status).headers(headers).send(body);
+      return sendResult(reply, result);
     },
   );
 
@@ -178,8 +181,7 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
           ifMatch: ifMatchOf(request),
           idempotency: optionalIdempotency(request, `${action} ${request.params.id}`, null),
         });
-        const { status, body, headers } = unwrap(result);
-        return reply.code(status).headers(headers).send(body);
+        return sendResult(reply, result);
       },
     );
   }

@@ -6,7 +6,7 @@ import { listSkus, type SkuQuery } from '../engine/queries.ts';
 import { etag } from '../engine/views.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Store } from '../store/contract.ts';
-import { ifMatchOf, optionalIdempotency, unwrap } from './request-context.ts';
+import { ifMatchOf, optionalIdempotency, sendResult } from './request-context.ts';
 import {
   adjustmentBodySchema,
   errorResponses as errors,
@@ -50,8 +50,7 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
         ifMatch: ifMatchOf(request),
         idempotency: optionalIdempotency(request, `PUT /v1/skus/${request.params.sku}`),
       });
-      const { status, body, headers } = unwrap(result);
-      return reply.code(status).headers(headers).send(body);
+      return sendResult(reply, result);
     },
   );
 
@@ -76,8 +75,7 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
         ifMatch: ifMatchOf(request),
         idempotency: optionalIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`),
       });
-      const { status, body, headers } = unwrap(result);
-      return reply.code(status).headers(headers).send(body);
+      return sendResult(reply, result);
     },
   );
 

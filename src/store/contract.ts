@@ -99,6 +99,22 @@ export function prefixEnd(prefix: string): string {
   return String.fromCodePoint(codePointMax);
 }
 
+/** Walks every entry under `prefix` in key order, one page of `pageEntries` at a time. */
+export async function* scanPrefix<V = unknown>(
+  store: Store,
+  prefix: string,
+  pageEntries: number,
+): AsyncGenerator<Entry<V>[]> {
+  const end = prefixEnd(prefix);
+  let start = prefix;
+  for (;;) {
+    const page = await store.range<V>({ start, end, limit: pageEntries });
+    if (page.length > 0) yield page;
+    if (page.length < pageEntries) return;
+    start = `${page.at(-1)!.key}\u0000`;
+  }
+}
+
 /** Bytes a commit carries, as the store limits count them. */
 export function commitBytes(writes: readonly Write[]): number {
   let bytes = 0;

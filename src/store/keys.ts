@@ -13,7 +13,6 @@ function ms(value: number): string {
 export const keys = {
   skuPrefix: 'sku/',
   sku: (sku: string) => `sku/${sku}`,
-  skuIdOf: (key: string) => key.slice('sku/'.length),
 
   orderPrefix: 'order/',
   order: (id: string) => `order/${id}`,
@@ -21,11 +20,9 @@ export const keys = {
   idempotency: (scope: string, key: string) => `idem/${scope}${sep}${key}`,
 
   userUnitsRoot: 'user-units/',
-  userUnitsPrefix: (sku: string) => `user-units/${sku}${sep}`,
   userUnits: (sku: string, userId: string) => `user-units/${sku}${sep}${userId}`,
 
   /** Audit trail of stock adjustments, in time order per SKU. */
-  adjustmentPrefix: (sku: string) => `adjustment/${sku}${sep}`,
   adjustment: (sku: string, id: string) => `adjustment/${sku}${sep}${id}`,
 
   catalogIndexPrefix: 'idx/catalog/',
