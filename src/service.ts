@@ -8,6 +8,7 @@ import type { ServeConfig } from './config.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { ApiKeys } from './http/auth.ts';
+import { LoadShedder } from './http/load-shedder.ts';
 import { buildServer } from './http/server.ts';
 import { Metrics } from './metrics.ts';
 import type { Store } from './store/contract.ts';
@@ -18,6 +19,7 @@ export interface Service {
   engine: Engine;
   store: Store;
   sweeper: Sweeper;
+  shedder: LoadShedder;
   metrics: Metrics;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
@@ -58,6 +60,12 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     engineObserver(metrics, log),
   );
   metrics.watchQueueDepth(() => engine.queueDepth);
+  const shedder = new LoadShedder((shedding, lagMs) =>
+    log.warn(
+      { lagMs },
+      shedding ? 'event loop behind: shedding mutations' : 'event loop caught up: no longer shedding',
+    ),
+  );
   let ready = false;
   let closingStarted = false;
   const app = await buildServer({
@@ -67,6 +75,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     apiKeys: new ApiKeys(config.apiKeys),
     isReady: () => ready,
     isClosing: () => closingStarted,
+    isShedding: () => shedder.shedding,
     logger: log,
   });
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
@@ -77,11 +86,13 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
   app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
   sweeper.start();
+  shedder.start();
   let url: string;
   try {
     url = await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     await sweeper.stop();
+    shedder.stop();
     unfollow();
     await store.close();
     throw error;
@@ -100,10 +111,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       await Promise.race([app.close(), graceElapsed]);
       await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
+      shedder.stop();
       unfollow();
       await store.close();
     })();
     return closing;
   };
-  return { app, engine, store, sweeper, metrics, url, seededSkus, close };
+  return { app, engine, store, sweeper, shedder, metrics, url, seededSkus, close };
 }

@@ -169,7 +169,7 @@ export class Engine {
       return result;
     }
     if (!writer.hasRoom() || this.queuedOps >= engineQueueDepthMax) {
-      const result = rejected('overloaded', `SKU ${skuId} has too many requests waiting`);
+      const result = rejected('overloaded', `SKU ${skuId} has more requests waiting than it can commit promptly`);
       this.observer.operationDecided(op, result);
       return result;
     }

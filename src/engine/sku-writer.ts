@@ -5,7 +5,7 @@
 // A failed commit leaves the warm state untouched (the rollback), a version
 // conflict reloads the SKU and decides the batch again.
 import assert from 'node:assert/strict';
-import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax } from '../constants.ts';
+import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax, skuQueueWaitMaxMs } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
 import type { Store } from '../store/contract.ts';
@@ -35,6 +35,8 @@ export interface WriterHooks {
 interface Queued {
   op: Operation;
   resolve: (result: OperationResult) => void;
+  /** performance.now() when it was queued; the queue-wait bound looks at the oldest. */
+  queuedAtMs: number;
 }
 
 export class SkuWriter {
@@ -70,7 +72,9 @@ export class SkuWriter {
   /** Queues an operation; the caller has checked the queue bound with `hasRoom`. */
   submit(op: Operation): Promise<OperationResult> {
     assert.ok(this.queue.length < skuQueueDepthMax, 'submit past the queue bound');
-    const result = new Promise<OperationResult>((resolve) => this.queue.push({ op, resolve }));
+    const result = new Promise<OperationResult>((resolve) =>
+      this.queue.push({ op, resolve, queuedAtMs: performance.now() }),
+    );
     if (!this.running) {
       this.running = true;
       this.idle = this.run();
@@ -78,8 +82,11 @@ export class SkuWriter {
     return result;
   }
 
+  /** Room for one more: the queue is below its depth bound and its oldest request has not waited too long. */
   hasRoom(): boolean {
-    return this.queue.length < skuQueueDepthMax;
+    if (this.queue.length >= skuQueueDepthMax) return false;
+    const oldest = this.queue[0];
+    return oldest === undefined || performance.now() - oldest.queuedAtMs <= skuQueueWaitMaxMs;
   }
 
   private async run(): Promise<void> {
