@@ -56,11 +56,15 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const log = pino({ level: config.logLevel });
   const engine = new Engine(
     store,
-    { reservationTtlMs: config.reservationTtlMs, idempotencyTtlMs: config.idempotencyTtlMs },
+    {
+      reservationTtlMs: config.reservationTtlMs,
+      idempotencyTtlMs: config.idempotencyTtlMs,
+      shedQueueWaitMs: config.shedQueueWaitMs,
+    },
     engineObserver(metrics, log),
   );
   metrics.watchQueueDepth(() => engine.queueDepth);
-  const shedder = new LoadShedder((shedding, lagMs) =>
+  const shedder = new LoadShedder(config.shedEventLoopLagMs, (shedding, lagMs) =>
     log.warn(
       { lagMs },
       shedding ? 'event loop behind: shedding mutations' : 'event loop caught up: no longer shedding',

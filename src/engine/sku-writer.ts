@@ -5,7 +5,7 @@
 // A failed commit leaves the warm state untouched (the rollback), a version
 // conflict reloads the SKU and decides the batch again.
 import assert from 'node:assert/strict';
-import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax, skuQueueWaitMaxMs } from '../constants.ts';
+import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
 import type { Store } from '../store/contract.ts';
@@ -82,11 +82,14 @@ export class SkuWriter {
     return result;
   }
 
-  /** Room for one more: the queue is below its depth bound and its oldest request has not waited too long. */
   hasRoom(): boolean {
-    if (this.queue.length >= skuQueueDepthMax) return false;
+    return this.queue.length < skuQueueDepthMax;
+  }
+
+  /** How long the oldest waiting request has waited (0 when none waits). */
+  oldestWaitMs(): number {
     const oldest = this.queue[0];
-    return oldest === undefined || performance.now() - oldest.queuedAtMs <= skuQueueWaitMaxMs;
+    return oldest === undefined ? 0 : performance.now() - oldest.queuedAtMs;
   }
 
   private async run(): Promise<void> {

@@ -4,7 +4,7 @@
 // parsing or deciding anything keeps the accepted ones fast and tells clients
 // when to come back. Reads and operations endpoints are never shed.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { eventLoopLagShedMs, eventLoopLagWindowMs } from '../constants.ts';
+import { eventLoopLagWindowMs } from '../constants.ts';
 
 /** The histogram's sampling resolution; finer costs timer wake-ups for nothing. */
 const lagResolutionMs = 10;
@@ -13,9 +13,12 @@ export class LoadShedder {
   private readonly histogram = monitorEventLoopDelay({ resolution: lagResolutionMs });
   private timer: NodeJS.Timeout | undefined;
   private lagMs = 0;
+  private readonly lagMaxMs: number;
   private readonly onShedChange: (shedding: boolean, lagMs: number) => void;
 
-  constructor(onShedChange: (shedding: boolean, lagMs: number) => void = () => {}) {
+  /** `lagMaxMs` 0 never sheds (the lag is still measured). */
+  constructor(lagMaxMs: number, onShedChange: (shedding: boolean, lagMs: number) => void = () => {}) {
+    this.lagMaxMs = lagMaxMs;
     this.onShedChange = onShedChange;
   }
 
@@ -25,7 +28,7 @@ export class LoadShedder {
   }
 
   get shedding(): boolean {
-    return this.lagMs > eventLoopLagShedMs;
+    return this.lagMaxMs > 0 && this.lagMs > this.lagMaxMs;
   }
 
   start(): void {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { checkLedger } from '../../src/check/ledger-check.ts';
-import { skuQueueWaitMaxMs } from '../../src/constants.ts';
+import { shedQueueWaitMsDefault } from '../../src/constants.ts';
 import { Engine, type EngineObserver } from '../../src/engine/engine.ts';
 import type { Operation, OperationResult } from '../../src/engine/operations.ts';
 import type { CommitResult, Store, VersionCheck, Write } from '../../src/store/contract.ts';
@@ -133,7 +133,11 @@ describe('batching', () => {
 describe('admission', () => {
   test('a SKU whose oldest waiting request has waited past the bound sheds new ones; the accepted still commit', async () => {
     const store = new FaultyStore(openStore());
-    const engine = engineOn(store);
+    const engine = new Engine(
+      store,
+      { reservationTtlMs: 60_000, idempotencyTtlMs: 60_000, shedQueueWaitMs: shedQueueWaitMsDefault },
+      quietObserver,
+    );
     await createSku(engine, 'stalled', 100);
     let release = () => {};
     store.stall = new Promise((resolve) => {
@@ -142,7 +146,7 @@ describe('admission', () => {
     const inCommit = engine.submit('stalled', reserveOp('a'));
     await setTimeout(10);
     const waiting = engine.submit('stalled', reserveOp('b'));
-    await setTimeout(skuQueueWaitMaxMs * 2);
+    await setTimeout(shedQueueWaitMsDefault * 2);
     const shed = await engine.submit('stalled', reserveOp('c'));
     assert.ok(!shed.ok && shed.code === 'overloaded', JSON.stringify(shed));
     store.stall = undefined;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
-import { eventLoopLagShedMs, eventLoopLagWindowMs } from '../../src/constants.ts';
+import { eventLoopLagWindowMs, shedEventLoopLagMsDefault } from '../../src/constants.ts';
 import { api, createSku, reserve, startTestService, type TestService } from '../support/service.ts';
 
 /** Longest the test waits for the shedder to notice (or stop noticing) lag; it needs about one window. */
@@ -12,7 +12,7 @@ const noticeWithinMs = 20 * eventLoopLagWindowMs;
 
 let server: TestService;
 before(async () => {
-  server = await startTestService();
+  server = await startTestService({ shedEventLoopLagMs: shedEventLoopLagMsDefault });
   await createSku(server.url, 'lagged', { initialStock: 10 });
 });
 after(async () => {
@@ -25,7 +25,7 @@ function blockInBursts(): () => void {
   let running = true;
   const burst = () => {
     if (!running) return;
-    const until = performance.now() + eventLoopLagShedMs * 2.5;
+    const until = performance.now() + shedEventLoopLagMsDefault * 2.5;
     while (performance.now() < until) {
       // busy: this is the lag
     }
