@@ -130,6 +130,58 @@ describe('batching', () => {
   });
 });
 
+describe('pipeline: the next batch is decided while one commits', () => {
+  test('a batch decided on top of a commit that fails is decided again, not answered', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'layered', 5);
+    let release = () => {};
+    store.stall = new Promise((resolve) => {
+      release = resolve;
+    });
+    store.failNextCommits = 1;
+    // The first batch takes 3 of 5 units and stalls in its commit; the next batch is decided on top
+    // of it (2 units left, so one of these four gets insufficient_stock) and waits behind it.
+    const first = engine.submit('layered', reserveOp('first', 3));
+    await setTimeout(10);
+    const layered = Array.from({ length: 4 }, (_, i) => engine.submit('layered', reserveOp(`next${i}`)));
+    await setTimeout(10);
+    store.stall = undefined;
+    release();
+    const failed = await first;
+    assert.ok(!failed.ok && failed.code === 'store_unavailable', JSON.stringify(failed));
+    // With the first batch gone, all four fit the 5 units: they were decided again on the real state.
+    const results = await Promise.all(layered);
+    assert.equal(
+      count(results, (r) => r.ok),
+      4,
+      JSON.stringify(results),
+    );
+    assert.equal(engine.getSku('layered')?.reserved, 4);
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+
+  test('replies wait for their own commit: versions are the revisions that made them durable', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'ordered', 1_000);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => engine.submit('ordered', reserveOp(`u${i}`))),
+    );
+    const storeRevision = await store.revision();
+    for (const result of results) {
+      assert.ok(result.ok);
+      const order = result.body as { id: string; version: number };
+      const stored = await store.get(`order/${order.id}`);
+      assert.equal(stored?.version, order.version, 'the answered version is the stored one');
+      assert.ok(order.version <= storeRevision);
+    }
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+});
+
 describe('admission', () => {
   test('a SKU whose oldest waiting request has waited past the bound sheds new ones; the accepted still commit', async () => {
     const store = new FaultyStore(openStore());
