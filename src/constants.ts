@@ -44,6 +44,14 @@ export const engineQueueDepthMax = 65_536;
  * turn into timeouts.
  */
 export const shedQueueWaitMsDefault = 40;
+/**
+ * Upper bound on the bytes one write of a batch carries (key plus encoded
+ * value). Records are bounded by the field bounds above (ids, labels,
+ * reasons, a history of at most one entry per state), so each stays well
+ * under this; the batch loop uses it to keep a commit within a store's
+ * `commitBytesMax` without serializing anything twice.
+ */
+export const writeBytesMax = 8 * 1024;
 /** Operations a SKU writer decides and commits together. */
 export const batchOpsMax = 512;
 /** Times a batch is re-decided after a version conflict before it fails. */

@@ -5,7 +5,7 @@
 // A failed commit leaves the warm state untouched (the rollback), a version
 // conflict reloads the SKU and decides the batch again.
 import assert from 'node:assert/strict';
-import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax } from '../constants.ts';
+import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax, writeBytesMax } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
 import type { CommitResult, Store } from '../store/contract.ts';
@@ -152,7 +152,9 @@ export class SkuWriter {
     }
     const ctx = this.hooks.context();
     const decisions: Decision[] = [];
-    const opsMax = this.store.limits.commitOpsMax;
+    // A commit stays within the store's op limit and, at writeBytesMax per op, its byte limit.
+    const { commitOpsMax, commitBytesMax } = this.store.limits;
+    const opsMax = Math.min(commitOpsMax, Math.floor(commitBytesMax / writeBytesMax));
     for (const queued of batch) {
       if (decisions.length > 0 && ws.opCount() + opsUpperBound(queued.op) > opsMax) break;
       decisions.push(decide(ws, this.skuId, queued.op, ctx));

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { checkLedger } from '../../src/check/ledger-check.ts';
-import { shedQueueWaitMsDefault } from '../../src/constants.ts';
+import { reserveOpsMax, shedQueueWaitMsDefault, writeBytesMax } from '../../src/constants.ts';
 import { Engine, type EngineObserver } from '../../src/engine/engine.ts';
 import type { Operation, OperationResult } from '../../src/engine/operations.ts';
-import type { CommitResult, Store, VersionCheck, Write } from '../../src/store/contract.ts';
+import { type CommitResult, commitBytes, type Store, type VersionCheck, type Write } from '../../src/store/contract.ts';
 import { LmdbStore } from '../../src/store/lmdb-store.ts';
 import { tempDataDir } from '../support/service.ts';
 
@@ -34,9 +34,9 @@ class FaultyStore implements Store {
   stall: Promise<void> | undefined;
   readonly inner: LmdbStore;
   limits: Store['limits'];
-  constructor(inner: LmdbStore, commitOpsMax?: number) {
+  constructor(inner: LmdbStore, limits: Partial<Store['limits']> = {}) {
     this.inner = inner;
-    this.limits = { ...inner.limits, commitOpsMax: commitOpsMax ?? inner.limits.commitOpsMax };
+    this.limits = { ...inner.limits, ...limits };
   }
   get: Store['get'] = (key) => this.inner.get(key);
   getMany: Store['getMany'] = (keys) => this.inner.getMany(keys);
@@ -46,6 +46,7 @@ class FaultyStore implements Store {
   close = () => this.inner.close();
   async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
     assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'the engine exceeded commitOpsMax');
+    assert.ok(commitBytes(writes) <= this.limits.commitBytesMax, 'the engine exceeded commitBytesMax');
     this.commits++;
     await this.stall;
     if (this.failNextCommits > 0) {
@@ -102,7 +103,7 @@ describe('batching', () => {
 
   test('a store with a small op limit gets batches split to fit it, never exceeded', async () => {
     // 40 ops per commit: a few reservations each (FaultyStore asserts the bound on every commit).
-    const store = new FaultyStore(openStore(), 40);
+    const store = new FaultyStore(openStore(), { commitOpsMax: 40 });
     const engine = engineOn(store);
     await createSku(engine, 'small', 100);
     const results = await Promise.all(Array.from({ length: 60 }, (_, i) => engine.submit('small', reserveOp(`u${i}`))));
@@ -111,6 +112,25 @@ describe('batching', () => {
       60,
     );
     assert.equal(engine.getSku('small')?.reserved, 60);
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+
+  test('a store with a small byte limit gets batches split to fit it, never exceeded', async () => {
+    // Room for 30 ops at the per-write bound: a few reservations per commit (FaultyStore asserts the bytes).
+    const store = new FaultyStore(openStore(), { commitBytesMax: 30 * writeBytesMax });
+    const engine = engineOn(store);
+    await createSku(engine, 'narrow', 100);
+    const commitsBefore = store.commits;
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => engine.submit('narrow', reserveOp(`u${i}`))),
+    );
+    assert.equal(
+      count(results, (r) => r.ok),
+      60,
+    );
+    // At most 30 / reserveOpsMax reservations fit one commit.
+    assert.ok(store.commits - commitsBefore >= 60 / Math.floor(30 / reserveOpsMax), 'split into commits of a few each');
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
