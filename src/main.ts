@@ -1,6 +1,7 @@
-// hotstock command line: serve | check.
+// hotstock command line: serve | check | migrate.
 import { Command } from 'commander';
 import { checkCommand } from './cli/check.ts';
+import { migrateCommand } from './cli/migrate.ts';
 import { serveCommand } from './cli/serve.ts';
 
 const program = new Command()
@@ -11,5 +12,6 @@ const program = new Command()
 
 serveCommand(program);
 checkCommand(program);
+migrateCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,145 @@
+// Reading the source: every key under a prefix, at one pinned revision, in
+// key order (etcd sorts ranges by key bytes), one page at a time. Keys and
+// values stay Buffers end to end, so any bytes survive.
+import assert from 'node:assert/strict';
+import { Etcd3 } from 'etcd3';
+import { etcdCallTimeoutMs, migrateChunkBytesMax, migrateGrpcReceiveBytesMax } from '../constants.ts';
+import { frameBytes, type KeyValue } from './checksum.ts';
+
+/** Thrown when etcd no longer holds the revision asked for; the CLI maps it to its documented exit code. */
+export class CompactedRevisionError extends Error {
+  readonly revision: number;
+  constructor(revision: number, what: string) {
+    super(`etcd has compacted revision ${revision}: ${what}`);
+    this.revision = revision;
+  }
+}
+
+export function isCompactedError(error: unknown): boolean {
+  return /compacted/i.test(String((error as Error)?.message ?? error));
+}
+
+function isTooLargeError(error: unknown): boolean {
+  return /RESOURCE_EXHAUSTED|larger than max/i.test(String((error as Error)?.message ?? error));
+}
+
+export function connectEtcd(endpoints: readonly string[]): Etcd3 {
+  return new Etcd3({
+    hosts: [...endpoints],
+    dialTimeout: etcdCallTimeoutMs,
+    grpcOptions: {
+      'grpc.max_receive_message_length': migrateGrpcReceiveBytesMax,
+      'grpc.max_send_message_length': migrateGrpcReceiveBytesMax,
+    },
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + etcdCallTimeoutMs }),
+  });
+}
+
+/** The end of the byte range holding exactly the keys that start with `prefix`; `\0` means "every key after". */
+export function prefixRangeEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** The first key after `key` in byte order. */
+export function keyAfter(key: Buffer): Buffer {
+  return Buffer.concat([key, Buffer.from([0])]);
+}
+
+export interface SourceSpan {
+  revision: number;
+  count: number;
+}
+
+/** Pins the revision of a new migration: the store's revision now, and how many keys the prefix holds there. */
+export async function pinRevision(client: Etcd3, prefix: Buffer): Promise<SourceSpan> {
+  const response = await client.kv.range({ key: prefix, range_end: prefixRangeEnd(prefix), count_only: true });
+  return { revision: Number(response.header.revision), count: Number(response.count) };
+}
+
+/** How many keys the prefix holds at `revision` (for progress and ETA on a resumed run). */
+export async function countAt(client: Etcd3, prefix: Buffer, revision: number): Promise<number> {
+  const response = await rangeCall(
+    client,
+    { key: prefix, range_end: prefixRangeEnd(prefix), count_only: true },
+    revision,
+  );
+  return Number(response.count);
+}
+
+async function rangeCall(client: Etcd3, request: Parameters<Etcd3['kv']['range']>[0], revision: number) {
+  try {
+    return await client.kv.range({ ...request, revision });
+  } catch (error) {
+    if (isCompactedError(error)) throw new CompactedRevisionError(revision, (error as Error).message);
+    throw error;
+  }
+}
+
+/**
+ * Up to `limit` keys in [start, end) at `revision`, cut short once they pass
+ * `migrateChunkBytesMax` bytes (at least one key always). A reply too large for
+ * gRPC is asked again with half the limit.
+ */
+export async function readPage(
+  client: Etcd3,
+  range: { start: Buffer; end: Buffer },
+  revision: number,
+  limit: number,
+): Promise<{ entries: KeyValue[]; more: boolean }> {
+  assert.ok(limit > 0);
+  let response: Awaited<ReturnType<typeof rangeCall>>;
+  try {
+    response = await rangeCall(
+      client,
+      { key: range.start, range_end: range.end, limit, sort_order: 'Ascend', sort_target: 'Key' },
+      revision,
+    );
+  } catch (error) {
+    if (limit > 1 && isTooLargeError(error)) return readPage(client, range, revision, Math.ceil(limit / 2));
+    throw error;
+  }
+  const entries: KeyValue[] = [];
+  let bytes = 0;
+  for (const kv of response.kvs) {
+    const entry = { key: Buffer.from(kv.key), value: Buffer.from(kv.value) };
+    if (entries.length > 0 && bytes + frameBytes(entry) > migrateChunkBytesMax) {
+      return { entries, more: true };
+    }
+    bytes += frameBytes(entry);
+    entries.push(entry);
+  }
+  for (let i = 1; i < entries.length; i++) {
+    assert.ok(Buffer.compare(entries[i - 1]!.key, entries[i]!.key) < 0, 'etcd returned keys out of order');
+  }
+  return { entries, more: response.more || entries.length < response.kvs.length };
+}
+
+/** Every page of keys in [start, end) at `revision`, in key order. */
+export async function* readPages(
+  client: Etcd3,
+  range: { start: Buffer; end: Buffer },
+  revision: number,
+  limit: number,
+): AsyncGenerator<KeyValue[]> {
+  let start = range.start;
+  // One page is read ahead while the caller works on the current one.
+  let next = readPage(client, { start, end: range.end }, revision, limit);
+  for (;;) {
+    const page = await next;
+    if (page.entries.length === 0) return;
+    if (page.more) {
+      start = keyAfter(page.entries.at(-1)!.key);
+      next = readPage(client, { start, end: range.end }, revision, limit);
+      next.catch(() => {}); // surfaced when awaited
+    }
+    yield page.entries;
+    if (!page.more) return;
+  }
+}

@@ -1,0 +1,175 @@
+// `--verify`: recompute the chunk hashes over the source and over the
+// destination and compare them; where a chunk differs, compare its keys one by
+// one and report every differing key.
+//
+// At the pinned revision the chunks are the manifest's, and the source's
+// hashes must also equal the manifest's. After `--follow` applied later
+// revisions, the destination reflects the source at the last applied
+// revision, so that is the revision compared (chunked as the source pages fall).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { checkLedger } from '../check/ledger-check.ts';
+import type { Store } from '../store/contract.ts';
+import type { Checkpoint } from './checkpoint.ts';
+import { type ChunkEntry, chunkSha256, hashFrame, type KeyValue } from './checksum.ts';
+import type { RawDestination } from './raw-destination.ts';
+import { keyAfter, prefixRangeEnd, readPages } from './source.ts';
+
+export interface KeyDifference {
+  key: Buffer;
+  problem: 'missing in destination' | 'not in source' | 'value differs';
+}
+
+export interface VerifyReport {
+  revision: number;
+  chunks: number;
+  keys: number;
+  differingChunks: number;
+  differences: KeyDifference[];
+  /** Problems that are not one key: a manifest hash the source no longer has, ledger violations. */
+  problems: string[];
+  sourceSha256: string;
+}
+
+/** Keys of a and b (each in key order) that differ, merged in key order. */
+export function diffEntries(source: readonly KeyValue[], destination: readonly KeyValue[]): KeyDifference[] {
+  const differences: KeyDifference[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < source.length || j < destination.length) {
+    const order =
+      i >= source.length ? 1 : j >= destination.length ? -1 : Buffer.compare(source[i]!.key, destination[j]!.key);
+    if (order < 0) differences.push({ key: source[i++]!.key, problem: 'missing in destination' });
+    else if (order > 0) differences.push({ key: destination[j++]!.key, problem: 'not in source' });
+    else {
+      if (!source[i]!.value.equals(destination[j]!.value))
+        differences.push({ key: source[i]!.key, problem: 'value differs' });
+      i++;
+      j++;
+    }
+  }
+  return differences;
+}
+
+async function readAll(client: Etcd3, range: { start: Buffer; end: Buffer }, revision: number, limit: number) {
+  const entries: KeyValue[] = [];
+  for await (const page of readPages(client, range, revision, limit)) entries.push(...page);
+  return entries;
+}
+
+interface Interval {
+  start: Buffer;
+  end: Buffer;
+  manifest?: ChunkEntry;
+}
+
+/** The manifest's chunks as contiguous key intervals covering the whole prefix. */
+function manifestIntervals(prefix: Buffer, chunks: readonly ChunkEntry[]): Interval[] {
+  const intervals: Interval[] = [];
+  let start = prefix;
+  for (const chunk of chunks) {
+    const end = keyAfter(Buffer.from(chunk.lastKey, 'base64'));
+    intervals.push({ start, end, manifest: chunk });
+    start = end;
+  }
+  intervals.push({ start, end: prefixRangeEnd(prefix) });
+  return intervals;
+}
+
+export async function verifyRaw(
+  client: Etcd3,
+  destination: RawDestination,
+  checkpoint: Checkpoint,
+  chunks: readonly ChunkEntry[],
+): Promise<VerifyReport> {
+  const prefix = Buffer.from(checkpoint.prefix, 'base64');
+  const atPinned = checkpoint.followRevision === checkpoint.revision;
+  const revision = checkpoint.followRevision;
+  const report: VerifyReport = {
+    revision,
+    chunks: 0,
+    keys: 0,
+    differingChunks: 0,
+    differences: [],
+    problems: [],
+    sourceSha256: '',
+  };
+  const stream = createHash('sha256');
+  const compare = (interval: Interval, source: KeyValue[]) => {
+    const copied = [...destination.entries(interval.start, interval.end)];
+    const sourceSha = chunkSha256(source);
+    for (const kv of source) hashFrame(kv, [stream]);
+    report.chunks++;
+    report.keys += source.length;
+    if (interval.manifest !== undefined && interval.manifest.sha256 !== sourceSha) {
+      report.problems.push(
+        `chunk ${interval.manifest.index}: the source now hashes to ${sourceSha}, the manifest says ${interval.manifest.sha256}`,
+      );
+    }
+    if (chunkSha256(copied) !== sourceSha) {
+      report.differingChunks++;
+      report.differences.push(...diffEntries(source, copied));
+    }
+  };
+  if (atPinned) {
+    for (const interval of manifestIntervals(prefix, chunks)) {
+      compare(interval, await readAll(client, interval, revision, checkpoint.chunkKeys));
+    }
+  } else {
+    let start: Buffer = prefix;
+    const end = prefixRangeEnd(prefix);
+    for await (const page of readPages(client, { start, end }, revision, checkpoint.chunkKeys)) {
+      const pageEnd = keyAfter(page.at(-1)!.key);
+      compare({ start, end: pageEnd }, page);
+      start = pageEnd;
+    }
+    compare({ start, end }, []);
+  }
+  report.sourceSha256 = stream.digest('hex');
+  return report;
+}
+
+/**
+ * Records mode: the destination holds hotstock records, not the source's
+ * bytes, so the source is compared with the manifest (chunk by chunk) and the
+ * destination must pass every ledger invariant `hotstock check` verifies.
+ */
+export async function verifyRecords(
+  client: Etcd3,
+  store: Store,
+  checkpoint: Checkpoint,
+  chunks: readonly ChunkEntry[],
+): Promise<VerifyReport> {
+  const prefix = Buffer.from(checkpoint.prefix, 'base64');
+  const report: VerifyReport = {
+    revision: checkpoint.revision,
+    chunks: 0,
+    keys: 0,
+    differingChunks: 0,
+    differences: [],
+    problems: [],
+    sourceSha256: '',
+  };
+  const stream = createHash('sha256');
+  for (const interval of manifestIntervals(prefix, chunks)) {
+    const source = await readAll(client, interval, checkpoint.revision, checkpoint.chunkKeys);
+    for (const kv of source) hashFrame(kv, [stream]);
+    report.chunks++;
+    report.keys += source.length;
+    const sha = chunkSha256(source);
+    if (interval.manifest === undefined) {
+      if (source.length > 0) report.problems.push(`${source.length} source keys after the manifest's last chunk`);
+    } else if (interval.manifest.sha256 !== sha || interval.manifest.count !== source.length) {
+      report.differingChunks++;
+      report.problems.push(
+        `chunk ${interval.manifest.index}: the source hashes to ${sha}, the manifest says ${interval.manifest.sha256}`,
+      );
+    }
+  }
+  report.sourceSha256 = stream.digest('hex');
+  const ledger = await checkLedger(store);
+  assert.ok(Array.isArray(ledger.violations));
+  report.problems.push(...ledger.violations.map((violation) => `ledger: ${violation}`));
+  return report;
+}
