@@ -101,6 +101,12 @@ export const scanPageEntries = 1_000;
 /** Keys one migration chunk carries by default (one range read, one commit). */
 export const migrateChunkKeysDefault = 1_000;
 export const migrateChunkKeysMax = 10_000;
+/**
+ * Keys listed (keys only) per etcd call while copying; values are then read a
+ * chunk at a time from ranges that hold exactly those keys. Bounds memory to
+ * this many keys (at most `migrateRawKeyBytesMax` bytes each).
+ */
+export const migrateKeySlabKeys = 100_000;
 /** A chunk is cut early once its keys and values pass this many bytes, so a page of 1.5 MiB values stays bounded. */
 export const migrateChunkBytesMax = 64 * 1024 * 1024;
 /** etcd's default request limit (1.5 MiB) bounds one value; a gRPC reply holds at most a chunk of them. */
@@ -153,5 +159,6 @@ assert.ok(
   'a full migration chunk of records fits one LMDB commit',
 );
 assert.ok(migrateChunkKeysDefault <= migrateChunkKeysMax);
+assert.ok(migrateChunkKeysMax <= migrateKeySlabKeys, 'a slab of keys holds at least one chunk');
 assert.ok(migrateChunkBytesMax >= 2 * etcdValueBytesMax, 'a chunk holds at least one largest value');
 assert.ok(migrateGrpcReceiveBytesMax >= 2 * migrateChunkBytesMax, 'a reply holds at least a full chunk');

@@ -58,7 +58,7 @@ function freshCheckpoint(options: CopyOptions, revision: number): Checkpoint {
 export function checkSameMigration(existing: Checkpoint, options: { prefix: Buffer; mapping: string }): void {
   const prefix = options.prefix.toString('base64');
   if (existing.prefix !== prefix || existing.mapping !== options.mapping) {
-    const wanted = describeCheckpoint({ ...existing, prefix, mapping: options.mapping });
+    const wanted = `prefix ${JSON.stringify(options.prefix.toString('utf8'))}, mapping ${options.mapping}`;
     throw new MigrationUsageError(
       `the data directory holds a migration of ${describeCheckpoint(existing)}; this command asks for ${wanted}. ` +
         'Use the same --prefix and mapping to resume it, or a new --data-dir for a new migration',

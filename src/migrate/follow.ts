@@ -8,7 +8,7 @@ import type { Etcd3, IEvent, Watcher } from 'etcd3';
 import { migrateFollowQueueResponsesMax, migrateFollowRetryMs, migrateProgressIntervalMs } from '../constants.ts';
 import type { Change, Checkpoint } from './checkpoint.ts';
 import type { RawDestination } from './raw-destination.ts';
-import { CompactedRevisionError, isCompactedError } from './source.ts';
+import { CompactedRevisionError, isCompactedError, prefixRangeEnd, rangeStart } from './source.ts';
 
 export interface FollowOptions {
   client: Etcd3;
@@ -27,7 +27,13 @@ export interface FollowResult {
 /** Throws CompactedRevisionError when etcd no longer has the history from `revision` on. */
 async function assertNotCompacted(client: Etcd3, prefix: Buffer, revision: number): Promise<void> {
   try {
-    await client.kv.range({ key: prefix, limit: 1, keys_only: true, revision });
+    await client.kv.range({
+      key: rangeStart(prefix),
+      range_end: prefixRangeEnd(prefix),
+      limit: 1,
+      keys_only: true,
+      revision,
+    });
   } catch (error) {
     if (isCompactedError(error)) {
       throw new CompactedRevisionError(
@@ -83,7 +89,23 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
     current?.cancel().catch(() => {});
   };
 
-  let lastLineAt = 0;
+  // The status line goes out at most once an interval, and the latest state always goes out.
+  let statusTimer: NodeJS.Timeout | undefined;
+  let statusDue = false;
+  const status = () => {
+    statusDue = true;
+    if (statusTimer !== undefined) return;
+    const print = () => {
+      if (!statusDue) {
+        statusTimer = undefined;
+        return;
+      }
+      statusDue = false;
+      log(`follow: applied through revision ${checkpoint.followRevision} (${changes} changes)`);
+      statusTimer = setTimeout(print, migrateProgressIntervalMs);
+    };
+    print();
+  };
   try {
     await startWatch();
     log(`follow: watching from revision ${checkpoint.followRevision + 1}`);
@@ -93,10 +115,7 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
         const applied = await applyEvents(destination, checkpoint, events);
         checkpoint = applied.checkpoint;
         changes += applied.changes;
-        if (performance.now() - lastLineAt >= migrateProgressIntervalMs) {
-          lastLineAt = performance.now();
-          log(`follow: applied through revision ${checkpoint.followRevision} (${changes} changes)`);
-        }
+        if (applied.changes > 0) status();
         continue;
       }
       if (watcher === undefined) {
@@ -117,6 +136,7 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
     }
   } finally {
     stopWatch();
+    clearTimeout(statusTimer);
   }
   log(`follow: stopped at revision ${checkpoint.followRevision} (${changes} changes)`);
   return { checkpoint, changes };

@@ -3,7 +3,12 @@
 // values stay Buffers end to end, so any bytes survive.
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
-import { etcdCallTimeoutMs, migrateChunkBytesMax, migrateGrpcReceiveBytesMax } from '../constants.ts';
+import {
+  etcdCallTimeoutMs,
+  migrateChunkBytesMax,
+  migrateGrpcReceiveBytesMax,
+  migrateKeySlabKeys,
+} from '../constants.ts';
 import { frameBytes, type KeyValue } from './checksum.ts';
 
 /** Thrown when etcd no longer holds the revision asked for; the CLI maps it to its documented exit code. */
@@ -47,6 +52,11 @@ export function prefixRangeEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+/** etcd refuses an empty key; the empty prefix starts at `\0`, the first key there can be. */
+export function rangeStart(prefix: Buffer): Buffer {
+  return prefix.length === 0 ? Buffer.from([0]) : prefix;
+}
+
 /** The first key after `key` in byte order. */
 export function keyAfter(key: Buffer): Buffer {
   return Buffer.concat([key, Buffer.from([0])]);
@@ -59,7 +69,11 @@ export interface SourceSpan {
 
 /** Pins the revision of a new migration: the store's revision now, and how many keys the prefix holds there. */
 export async function pinRevision(client: Etcd3, prefix: Buffer): Promise<SourceSpan> {
-  const response = await client.kv.range({ key: prefix, range_end: prefixRangeEnd(prefix), count_only: true });
+  const response = await client.kv.range({
+    key: rangeStart(prefix),
+    range_end: prefixRangeEnd(prefix),
+    count_only: true,
+  });
   return { revision: Number(response.header.revision), count: Number(response.count) };
 }
 
@@ -67,7 +81,7 @@ export async function pinRevision(client: Etcd3, prefix: Buffer): Promise<Source
 export async function countAt(client: Etcd3, prefix: Buffer, revision: number): Promise<number> {
   const response = await rangeCall(
     client,
-    { key: prefix, range_end: prefixRangeEnd(prefix), count_only: true },
+    { key: rangeStart(prefix), range_end: prefixRangeEnd(prefix), count_only: true },
     revision,
   );
   return Number(response.count);
@@ -75,7 +89,7 @@ export async function countAt(client: Etcd3, prefix: Buffer, revision: number): 
 
 async function rangeCall(client: Etcd3, request: Parameters<Etcd3['kv']['range']>[0], revision: number) {
   try {
-    return await client.kv.range({ ...request, revision });
+    return await client.kv.range({ ...request, key: rangeStart(request.key ?? Buffer.alloc(0)), revision });
   } catch (error) {
     if (isCompactedError(error)) throw new CompactedRevisionError(revision, (error as Error).message);
     throw error;
@@ -121,25 +135,66 @@ export async function readPage(
   return { entries, more: response.more || entries.length < response.kvs.length };
 }
 
-/** Every page of keys in [start, end) at `revision`, in key order. */
+/**
+ * etcd 3.4 answers a limited range by first collecting every key from the
+ * range's start to its end, so paging through a large prefix by moving only
+ * the start costs O(keys left) per page: O(n²) for the whole copy. Instead
+ * the keys are listed a slab at a time (keys only, `migrateKeySlabKeys` per
+ * call), and each page's values are read from a range that holds exactly that
+ * page's keys.
+ */
+async function* listPages(
+  client: Etcd3,
+  range: { start: Buffer; end: Buffer },
+  revision: number,
+  limit: number,
+): AsyncGenerator<KeyValue[]> {
+  let cursor = range.start;
+  for (;;) {
+    const slab = await rangeCall(
+      client,
+      {
+        key: cursor,
+        range_end: range.end,
+        limit: migrateKeySlabKeys,
+        keys_only: true,
+        sort_order: 'Ascend',
+        sort_target: 'Key',
+      },
+      revision,
+    );
+    const slabKeys = slab.kvs.map((kv) => Buffer.from(kv.key));
+    for (let first = 0; first < slabKeys.length; first += limit) {
+      const window = slabKeys.slice(first, first + limit);
+      let start: Buffer = window[0]!;
+      const end = keyAfter(window.at(-1)!);
+      for (;;) {
+        const page = await readPage(client, { start, end }, revision, limit);
+        if (page.entries.length === 0) break;
+        yield page.entries;
+        if (!page.more) break;
+        start = keyAfter(page.entries.at(-1)!.key);
+      }
+    }
+    if (!slab.more || slabKeys.length === 0) return;
+    cursor = keyAfter(slabKeys.at(-1)!);
+  }
+}
+
+/** Every page of keys in [start, end) at `revision`, in key order; the next page is read while the caller works. */
 export async function* readPages(
   client: Etcd3,
   range: { start: Buffer; end: Buffer },
   revision: number,
   limit: number,
 ): AsyncGenerator<KeyValue[]> {
-  let start = range.start;
-  // One page is read ahead while the caller works on the current one.
-  let next = readPage(client, { start, end: range.end }, revision, limit);
+  const pages = listPages(client, range, revision, limit);
+  let next = pages.next();
   for (;;) {
     const page = await next;
-    if (page.entries.length === 0) return;
-    if (page.more) {
-      start = keyAfter(page.entries.at(-1)!.key);
-      next = readPage(client, { start, end: range.end }, revision, limit);
-      next.catch(() => {}); // surfaced when awaited
-    }
-    yield page.entries;
-    if (!page.more) return;
+    if (page.done) return;
+    next = pages.next();
+    next.catch(() => {}); // surfaced when awaited
+    yield page.value;
   }
 }
