@@ -93,6 +93,8 @@ export function migrateCommand(program: Command): void {
   program
     .command('migrate')
     .description('copy every key under an etcd prefix into the data directory: chunked, resumable, checksummed')
+    // Every refused flag, commander's own refusals included, exits with the documented usage code.
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : migrateExitCodes.usage))
     .addOption(
       valueOption('etcd-endpoints', 'comma-separated etcd client URLs')
         .argParser(endpoints)
