@@ -107,6 +107,12 @@ export const migrateChunkKeysMax = 10_000;
  * this many keys (at most `migrateRawKeyBytesMax` bytes each).
  */
 export const migrateKeySlabKeys = 100_000;
+/** Keys whose values one etcd range call reads (then split into chunks); bounded in bytes by `migrateChunkBytesMax`. */
+export const migrateReadWindowKeys = 10_000;
+/** Pages read from etcd ahead of the chunk being hashed and committed. */
+export const migrateReadAheadPages = 2;
+/** Raw chunk commits in flight at once (LMDB applies them in order and may share one fsync). */
+export const migrateCommitsInFlightMax = 4;
 /** A chunk is cut early once its keys and values pass this many bytes, so a page of 1.5 MiB values stays bounded. */
 export const migrateChunkBytesMax = 64 * 1024 * 1024;
 /** etcd's default request limit (1.5 MiB) bounds one value; a gRPC reply holds at most a chunk of them. */
@@ -160,5 +166,6 @@ assert.ok(
 );
 assert.ok(migrateChunkKeysDefault <= migrateChunkKeysMax);
 assert.ok(migrateChunkKeysMax <= migrateKeySlabKeys, 'a slab of keys holds at least one chunk');
+assert.ok(migrateReadWindowKeys <= migrateKeySlabKeys, 'a slab of keys holds at least one read window');
 assert.ok(migrateChunkBytesMax >= 2 * etcdValueBytesMax, 'a chunk holds at least one largest value');
 assert.ok(migrateGrpcReceiveBytesMax >= 2 * migrateChunkBytesMax, 'a reply holds at least a full chunk');

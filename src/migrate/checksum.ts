@@ -2,9 +2,8 @@
 // tools: SHA-256 over, in key order, `uint32be(key length) ‖ key ‖
 // uint32be(value length) ‖ value` for every key. Each chunk has its own
 // SHA-256 over its keys' frames; the whole stream has one over all of them.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
-import type { Sha256 } from './sha256.ts';
 
 export interface KeyValue {
   key: Buffer;
@@ -32,40 +31,34 @@ export interface Manifest {
   finishedAt: string;
 }
 
-/** The two length headers of one frame. */
-function lengths(kv: KeyValue): [Buffer, Buffer] {
-  const keyLength = Buffer.allocUnsafe(4);
-  keyLength.writeUInt32BE(kv.key.length);
-  const valueLength = Buffer.allocUnsafe(4);
-  valueLength.writeUInt32BE(kv.value.length);
-  return [keyLength, valueLength];
-}
-
-/** Feeds one key's frame to every hash given (node:crypto hashes and the resumable one). */
-export function hashFrame(kv: KeyValue, hashes: readonly (Hash | Sha256)[]): void {
-  const [keyLength, valueLength] = lengths(kv);
-  for (const hash of hashes) {
-    hash.update(keyLength);
-    hash.update(kv.key);
-    hash.update(valueLength);
-    hash.update(kv.value);
+/** The frames of `entries`, in the order given, as one buffer (one hash call instead of four per key). */
+export function encodeFrames(entries: readonly KeyValue[]): Buffer {
+  let size = 0;
+  for (const kv of entries) size += 8 + kv.key.length + kv.value.length;
+  const frames = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const { key, value } of entries) {
+    offset = frames.writeUInt32BE(key.length, offset);
+    offset += key.copy(frames, offset);
+    offset = frames.writeUInt32BE(value.length, offset);
+    offset += value.copy(frames, offset);
   }
+  return frames;
 }
 
 /** SHA-256 (hex) of the frames of `entries`, in the order given. */
 export function chunkSha256(entries: readonly KeyValue[]): string {
-  const hash = createHash('sha256');
-  for (const kv of entries) hashFrame(kv, [hash]);
-  return hash.digest('hex');
+  return createHash('sha256').update(encodeFrames(entries)).digest('hex');
 }
 
-export function chunkEntry(index: number, entries: readonly KeyValue[]): ChunkEntry {
+/** The manifest entry of a chunk whose frames (`encodeFrames`) are given. */
+export function chunkEntry(index: number, entries: readonly KeyValue[], frames: Buffer): ChunkEntry {
   return {
     index,
     firstKey: entries[0]!.key.toString('base64'),
     lastKey: entries.at(-1)!.key.toString('base64'),
     count: entries.length,
-    sha256: chunkSha256(entries),
+    sha256: createHash('sha256').update(frames).digest('hex'),
   };
 }
 

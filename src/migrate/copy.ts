@@ -2,8 +2,9 @@
 // chunk, each chunk committed with its checkpoint so a resumed run continues
 // exactly after the last committed chunk.
 import type { Etcd3 } from 'etcd3';
+import { migrateCommitsInFlightMax } from '../constants.ts';
 import { type Checkpoint, type Destination, describeCheckpoint } from './checkpoint.ts';
-import { type ChunkEntry, chunkEntry, frameBytes, hashFrame, type KeyValue, type Manifest } from './checksum.ts';
+import { type ChunkEntry, chunkEntry, encodeFrames, frameBytes, type KeyValue, type Manifest } from './checksum.ts';
 import type { Progress } from './progress.ts';
 import { Sha256 } from './sha256.ts';
 import { countAt, keyAfter, pinRevision, prefixRangeEnd, readPages } from './source.ts';
@@ -97,14 +98,18 @@ export async function bulkCopy(destination: Destination | undefined, options: Co
   const start = checkpoint.lastKey === null ? options.prefix : keyAfter(Buffer.from(checkpoint.lastKey, 'base64'));
   const range = { start, end: prefixRangeEnd(options.prefix) };
   let keysThisRun = 0;
+  // Raw chunks may commit while the next ones are read and hashed: LMDB applies
+  // them in order, and each checks that its predecessor committed. Records
+  // chunks read what the previous chunk wrote, so they commit one at a time.
+  const commitsInFlightMax = destination?.kind === 'raw' ? migrateCommitsInFlightMax : 1;
+  const inFlight: Promise<unknown>[] = [];
   try {
     for await (const entries of readPages(options.client, range, checkpoint.revision, checkpoint.chunkKeys)) {
-      const chunk = chunkEntry(checkpoint.nextChunk, entries);
+      const frames = encodeFrames(entries);
+      const chunk = chunkEntry(checkpoint.nextChunk, entries, frames);
+      stream.update(frames);
       let bytes = 0;
-      for (const kv of entries) {
-        hashFrame(kv, [stream]);
-        bytes += frameBytes(kv);
-      }
+      for (const kv of entries) bytes += frameBytes(kv);
       const next: Checkpoint = {
         ...checkpoint,
         nextChunk: chunk.index + 1,
@@ -113,14 +118,24 @@ export async function bulkCopy(destination: Destination | undefined, options: Co
         bytes: checkpoint.bytes + bytes,
         stream: stream.save(),
       };
-      const { skipped } = destination
-        ? await destination.commitChunk(entries, chunk, next)
-        : { skipped: options.dryRunMap?.(entries) ?? 0 };
-      checkpoint = { ...next, skipped: next.skipped + skipped };
-      if (!destination) chunks.push(chunk);
+      if (destination === undefined) {
+        checkpoint = { ...next, skipped: next.skipped + (options.dryRunMap?.(entries) ?? 0) };
+        chunks.push(chunk);
+        progress.update(checkpoint.keys, checkpoint.bytes);
+      } else if (commitsInFlightMax === 1) {
+        const { skipped } = await destination.commitChunk(entries, chunk, next);
+        checkpoint = { ...next, skipped: next.skipped + skipped };
+        progress.update(checkpoint.keys, checkpoint.bytes);
+      } else {
+        const committed = destination.commitChunk(entries, chunk, next);
+        committed.then(() => progress.update(next.keys, next.bytes)).catch(() => {}); // surfaced when awaited
+        inFlight.push(committed);
+        checkpoint = next;
+        if (inFlight.length >= commitsInFlightMax) await inFlight.shift();
+      }
       keysThisRun += entries.length;
-      progress.update(checkpoint.keys, checkpoint.bytes);
     }
+    await Promise.all(inFlight);
   } finally {
     progress.stop();
   }

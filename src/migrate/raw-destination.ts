@@ -68,9 +68,19 @@ export class RawDestination implements Destination {
     return chunks;
   }
 
+  /**
+   * Several chunks may be in flight at once; LMDB runs their transactions in
+   * the order they were issued. Each transaction checks that the checkpoint it
+   * finds is its predecessor's, so a chunk never commits after one that failed.
+   */
   async commitChunk(entries: readonly KeyValue[], chunk: ChunkEntry, checkpoint: Checkpoint): Promise<{ skipped: 0 }> {
     for (const { key } of entries) checkKey(key);
+    assert.equal(checkpoint.nextChunk, chunk.index + 1);
     await this.root.transaction(() => {
+      const before = this.meta.get(checkpointKey) as Checkpoint | undefined;
+      if (before?.nextChunk !== chunk.index) {
+        throw new Error(`chunk ${chunk.index} follows chunk ${(before?.nextChunk ?? 0) - 1}, which did not commit`);
+      }
       for (const { key, value } of entries) this.raw.put(key, value);
       this.meta.put(chunkKey(chunk.index), chunk);
       this.meta.put(checkpointKey, checkpoint);

@@ -8,6 +8,8 @@ import {
   migrateChunkBytesMax,
   migrateGrpcReceiveBytesMax,
   migrateKeySlabKeys,
+  migrateReadAheadPages,
+  migrateReadWindowKeys,
 } from '../constants.ts';
 import { frameBytes, type KeyValue } from './checksum.ts';
 
@@ -122,7 +124,8 @@ export async function readPage(
   const entries: KeyValue[] = [];
   let bytes = 0;
   for (const kv of response.kvs) {
-    const entry = { key: Buffer.from(kv.key), value: Buffer.from(kv.value) };
+    // gRPC's Buffers are used as they are (no copy): a page lives only until its chunk is committed.
+    const entry = { key: kv.key, value: kv.value };
     if (entries.length > 0 && bytes + frameBytes(entry) > migrateChunkBytesMax) {
       return { entries, more: true };
     }
@@ -133,6 +136,23 @@ export async function readPage(
     assert.ok(Buffer.compare(entries[i - 1]!.key, entries[i]!.key) < 0, 'etcd returned keys out of order');
   }
   return { entries, more: response.more || entries.length < response.kvs.length };
+}
+
+/** `entries` as pages of at most `limit` keys and `migrateChunkBytesMax` bytes (at least one key each). */
+function* splitPage(entries: readonly KeyValue[], limit: number): Generator<KeyValue[]> {
+  let page: KeyValue[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = frameBytes(entry);
+    if (page.length === limit || (page.length > 0 && bytes + size > migrateChunkBytesMax)) {
+      yield page;
+      page = [];
+      bytes = 0;
+    }
+    page.push(entry);
+    bytes += size;
+  }
+  if (page.length > 0) yield page;
 }
 
 /**
@@ -163,17 +183,20 @@ async function* listPages(
       },
       revision,
     );
-    const slabKeys = slab.kvs.map((kv) => Buffer.from(kv.key));
-    for (let first = 0; first < slabKeys.length; first += limit) {
-      const window = slabKeys.slice(first, first + limit);
+    const slabKeys = slab.kvs.map((kv) => kv.key);
+    // Values are read in windows of `migrateReadWindowKeys` (fewer, larger calls
+    // cost etcd and gRPC less per key) and handed on as pages of `limit` keys.
+    const windowKeys = Math.max(limit, migrateReadWindowKeys);
+    for (let first = 0; first < slabKeys.length; first += windowKeys) {
+      const window = slabKeys.slice(first, first + windowKeys);
       let start: Buffer = window[0]!;
       const end = keyAfter(window.at(-1)!);
       for (;;) {
-        const page = await readPage(client, { start, end }, revision, limit);
-        if (page.entries.length === 0) break;
-        yield page.entries;
-        if (!page.more) break;
-        start = keyAfter(page.entries.at(-1)!.key);
+        const read = await readPage(client, { start, end }, revision, windowKeys);
+        if (read.entries.length === 0) break;
+        for (const page of splitPage(read.entries, limit)) yield page;
+        if (!read.more) break;
+        start = keyAfter(read.entries.at(-1)!.key);
       }
     }
     if (!slab.more || slabKeys.length === 0) return;
@@ -181,7 +204,10 @@ async function* listPages(
   }
 }
 
-/** Every page of keys in [start, end) at `revision`, in key order; the next page is read while the caller works. */
+/**
+ * Every page of keys in [start, end) at `revision`, in key order. Up to
+ * `migrateReadAheadPages` pages are read ahead while the caller works.
+ */
 export async function* readPages(
   client: Etcd3,
   range: { start: Buffer; end: Buffer },
@@ -189,12 +215,22 @@ export async function* readPages(
   limit: number,
 ): AsyncGenerator<KeyValue[]> {
   const pages = listPages(client, range, revision, limit);
-  let next = pages.next();
+  const ahead: Promise<IteratorResult<KeyValue[]>>[] = [];
+  let finished = false;
+  const fill = () => {
+    while (!finished && ahead.length < migrateReadAheadPages) {
+      const next = pages.next();
+      next.catch(() => {}); // surfaced when awaited
+      ahead.push(next);
+    }
+  };
   for (;;) {
-    const page = await next;
-    if (page.done) return;
-    next = pages.next();
-    next.catch(() => {}); // surfaced when awaited
+    fill();
+    const page = await ahead.shift()!;
+    if (page.done) {
+      finished = true;
+      return;
+    }
     yield page.value;
   }
 }

@@ -12,7 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { checkLedger } from '../check/ledger-check.ts';
 import type { Store } from '../store/contract.ts';
 import type { Checkpoint } from './checkpoint.ts';
-import { type ChunkEntry, chunkSha256, hashFrame, type KeyValue } from './checksum.ts';
+import { type ChunkEntry, chunkSha256, encodeFrames, type KeyValue } from './checksum.ts';
 import type { RawDestination } from './raw-destination.ts';
 import { keyAfter, prefixRangeEnd, readPages } from './source.ts';
 
@@ -98,8 +98,9 @@ export async function verifyRaw(
   const stream = createHash('sha256');
   const compare = (interval: Interval, source: KeyValue[]) => {
     const copied = [...destination.entries(interval.start, interval.end)];
-    const sourceSha = chunkSha256(source);
-    for (const kv of source) hashFrame(kv, [stream]);
+    const frames = encodeFrames(source);
+    const sourceSha = createHash('sha256').update(frames).digest('hex');
+    stream.update(frames);
     report.chunks++;
     report.keys += source.length;
     if (interval.manifest !== undefined && interval.manifest.sha256 !== sourceSha) {
@@ -154,10 +155,11 @@ export async function verifyRecords(
   const stream = createHash('sha256');
   for (const interval of manifestIntervals(prefix, chunks)) {
     const source = await readAll(client, interval, checkpoint.revision, checkpoint.chunkKeys);
-    for (const kv of source) hashFrame(kv, [stream]);
+    const frames = encodeFrames(source);
+    stream.update(frames);
     report.chunks++;
     report.keys += source.length;
-    const sha = chunkSha256(source);
+    const sha = createHash('sha256').update(frames).digest('hex');
     if (interval.manifest === undefined) {
       if (source.length > 0) report.problems.push(`${source.length} source keys after the manifest's last chunk`);
     } else if (interval.manifest.sha256 !== sha || interval.manifest.count !== source.length) {
