@@ -106,7 +106,7 @@ export const migrateChunkKeysMax = 10_000;
  * chunk at a time from ranges that hold exactly those keys. Bounds memory to
  * this many keys (at most `migrateRawKeyBytesMax` bytes each).
  */
-export const migrateKeySlabKeys = 100_000;
+export const migrateKeySlabKeys = 200_000;
 /** Keys whose values one etcd range call reads (then split into chunks); bounded in bytes by `migrateChunkBytesMax`. */
 export const migrateReadWindowKeys = 10_000;
 /** Pages read from etcd ahead of the chunk being hashed and committed. */

@@ -46,12 +46,15 @@ export function createProgress(totalKeys: number, startKeys: number, stream: Nod
       stop: () => bar.stop(),
     };
   }
+  // Speed counts from the first committed chunk, so the time spent listing keys before it does not skew the ETA.
+  let base: { at: number; keys: number } | undefined;
   let lastLineAt = 0;
   const line = (keys: number, bytes: number) => {
-    const perSecond = rate(keys);
-    const eta = perSecond > 0 ? ((totalKeys - keys) / perSecond) * 1000 : Number.POSITIVE_INFINITY;
+    const seconds = base ? (performance.now() - base.at) / 1000 : 0;
+    const perSecond = base && seconds > 0 ? (keys - base.keys) / seconds : 0;
+    const eta = perSecond > 0 ? formatDuration(((totalKeys - keys) / perSecond) * 1000) : '?';
     stream.write(
-      `migrate: ${keys}/${totalKeys} keys, ${formatBytes(bytes)}, ${Math.round(perSecond)} keys/s, ETA ${formatDuration(eta)}\n`,
+      `migrate: ${keys}/${totalKeys} keys, ${formatBytes(bytes)}, ${Math.round(perSecond)} keys/s, ETA ${eta}\n`,
     );
   };
   let last = { keys: startKeys, bytes: 0 };
@@ -62,6 +65,7 @@ export function createProgress(totalKeys: number, startKeys: number, stream: Nod
       if (now - lastLineAt < migrateProgressIntervalMs) return;
       lastLineAt = now;
       line(keys, bytes);
+      base ??= { at: now, keys };
     },
     stop: () => line(last.keys, last.bytes),
   };

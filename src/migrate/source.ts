@@ -169,21 +169,22 @@ async function* listPages(
   revision: number,
   limit: number,
 ): AsyncGenerator<KeyValue[]> {
-  let cursor = range.start;
-  for (;;) {
-    const slab = await rangeCall(
-      client,
-      {
-        key: cursor,
-        range_end: range.end,
-        limit: migrateKeySlabKeys,
-        keys_only: true,
-        sort_order: 'Ascend',
-        sort_target: 'Key',
-      },
-      revision,
-    );
-    const slabKeys = slab.kvs.map((kv) => kv.key);
+  // The next slab is asked for as soon as the current one arrives, so etcd
+  // lists it while this one's values are read and committed.
+  let next: Promise<{ keys: Buffer[]; more: boolean }> | undefined = listKeys(
+    client,
+    range,
+    revision,
+    migrateKeySlabKeys,
+  );
+  while (next !== undefined) {
+    const slab: { keys: Buffer[]; more: boolean } = await next;
+    next =
+      slab.more && slab.keys.length > 0
+        ? listKeys(client, { start: keyAfter(slab.keys.at(-1)!), end: range.end }, revision, migrateKeySlabKeys)
+        : undefined;
+    next?.catch(() => {}); // surfaced when awaited
+    const slabKeys = slab.keys;
     // Values are read in windows of `migrateReadWindowKeys` (fewer, larger calls
     // cost etcd and gRPC less per key) and handed on as pages of `limit` keys.
     const windowKeys = Math.max(limit, migrateReadWindowKeys);
@@ -199,8 +200,26 @@ async function* listPages(
         start = keyAfter(read.entries.at(-1)!.key);
       }
     }
-    if (!slab.more || slabKeys.length === 0) return;
-    cursor = keyAfter(slabKeys.at(-1)!);
+  }
+}
+
+/** Up to `limit` keys (no values) in [start, end) at `revision`; a reply too large for gRPC is asked again with half the limit. */
+async function listKeys(
+  client: Etcd3,
+  range: { start: Buffer; end: Buffer },
+  revision: number,
+  limit: number,
+): Promise<{ keys: Buffer[]; more: boolean }> {
+  try {
+    const response = await rangeCall(
+      client,
+      { key: range.start, range_end: range.end, limit, keys_only: true, sort_order: 'Ascend', sort_target: 'Key' },
+      revision,
+    );
+    return { keys: response.kvs.map((kv) => kv.key), more: response.more };
+  } catch (error) {
+    if (limit > 1 && isTooLargeError(error)) return listKeys(client, range, revision, Math.ceil(limit / 2));
+    throw error;
   }
 }
 
