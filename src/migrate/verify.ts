@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { checkLedger } from '../check/ledger-check.ts';
+import { migrateReadWindowKeys } from '../constants.ts';
 import type { Store } from '../store/contract.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { type ChunkEntry, chunkSha256, encodeFrames, type KeyValue } from './checksum.ts';
@@ -52,10 +53,49 @@ export function diffEntries(source: readonly KeyValue[], destination: readonly K
   return differences;
 }
 
-async function readAll(client: Etcd3, range: { start: Buffer; end: Buffer }, revision: number, limit: number) {
-  const entries: KeyValue[] = [];
-  for await (const page of readPages(client, range, revision, limit)) entries.push(...page);
-  return entries;
+/** etcd's range end `\0` (what `prefixRangeEnd` gives when nothing bounds the prefix) means "no end". */
+function isBefore(key: Buffer, end: Buffer): boolean {
+  return (end.length === 1 && end[0] === 0) || Buffer.compare(key, end) < 0;
+}
+
+/** The source at one revision as one stream of keys in order, taken interval by interval. */
+class SourceCursor {
+  private readonly pages: AsyncGenerator<KeyValue[]>;
+  private buffered: KeyValue[] = [];
+  private offset = 0;
+  private finished = false;
+
+  constructor(client: Etcd3, prefix: Buffer, revision: number) {
+    this.pages = readPages(client, { start: prefix, end: prefixRangeEnd(prefix) }, revision, migrateReadWindowKeys);
+  }
+
+  /** Every remaining key before `end`. */
+  async takeBefore(end: Buffer): Promise<KeyValue[]> {
+    const taken: KeyValue[] = [];
+    for (;;) {
+      while (this.offset < this.buffered.length && isBefore(this.buffered[this.offset]!.key, end)) {
+        taken.push(this.buffered[this.offset++]!);
+      }
+      if (this.offset < this.buffered.length || this.finished) return taken;
+      const next = await this.pages.next();
+      if (next.done) this.finished = true;
+      else {
+        this.buffered = next.value;
+        this.offset = 0;
+      }
+    }
+  }
+
+  /** The next page as it comes (empty at the end). */
+  async nextPage(): Promise<KeyValue[]> {
+    if (this.offset < this.buffered.length) {
+      const rest = this.buffered.slice(this.offset);
+      this.offset = this.buffered.length;
+      return rest;
+    }
+    const next = await this.pages.next();
+    return next.done ? [] : next.value;
+  }
 }
 
 interface Interval {
@@ -113,19 +153,17 @@ export async function verifyRaw(
       report.differences.push(...diffEntries(source, copied));
     }
   };
+  const source = new SourceCursor(client, prefix, revision);
   if (atPinned) {
-    for (const interval of manifestIntervals(prefix, chunks)) {
-      compare(interval, await readAll(client, interval, revision, checkpoint.chunkKeys));
-    }
+    for (const interval of manifestIntervals(prefix, chunks)) compare(interval, await source.takeBefore(interval.end));
   } else {
     let start: Buffer = prefix;
-    const end = prefixRangeEnd(prefix);
-    for await (const page of readPages(client, { start, end }, revision, checkpoint.chunkKeys)) {
+    for (let page = await source.nextPage(); page.length > 0; page = await source.nextPage()) {
       const pageEnd = keyAfter(page.at(-1)!.key);
       compare({ start, end: pageEnd }, page);
       start = pageEnd;
     }
-    compare({ start, end }, []);
+    compare({ start, end: prefixRangeEnd(prefix) }, []);
   }
   report.sourceSha256 = stream.digest('hex');
   return report;
@@ -153,8 +191,9 @@ export async function verifyRecords(
     sourceSha256: '',
   };
   const stream = createHash('sha256');
+  const cursor = new SourceCursor(client, prefix, checkpoint.revision);
   for (const interval of manifestIntervals(prefix, chunks)) {
-    const source = await readAll(client, interval, checkpoint.revision, checkpoint.chunkKeys);
+    const source = await cursor.takeBefore(interval.end);
     const frames = encodeFrames(source);
     stream.update(frames);
     report.chunks++;

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
+import { RawDestination } from '../../src/migrate/raw-destination.ts';
 import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
 import { etcdClient, runMigrate } from '../support/migrate.ts';
 import {
@@ -191,4 +192,31 @@ test('bad flags are refused, naming the flag', async () => {
   const fromEnv = await runMigrate(endpoint, { HOTSTOCK_CHUNK_SIZE: '99999' });
   assert.equal(fromEnv.code, 2);
   assert.match(fromEnv.stderr, /--chunk-size must be an integer from 1 to 10000, got "99999"/);
+});
+
+test('--verify names every key that differs and exits 1', async () => {
+  const dir = dataDir('hotstock-migrate-tampered');
+  const args = ['--etcd-endpoints', cluster.endpoints[0]!, '--prefix', 'shop/', '--data-dir', dir];
+  assert.equal((await runMigrate(args)).code, 0);
+  const destination = new RawDestination(dir);
+  try {
+    const checkpoint = (await destination.checkpoint())!;
+    await destination.applyChanges(
+      [
+        { key: Buffer.from('shop/order:a1'), value: Buffer.from('{"tampered":true}') },
+        { key: Buffer.from('shop/order:a2'), value: undefined },
+        { key: Buffer.from('shop/order:zz\u0000extra'), value: Buffer.from('not in etcd') },
+      ],
+      checkpoint,
+    );
+  } finally {
+    await destination.close();
+  }
+  const verified = await runMigrate([...args, '--verify']);
+  process.stdout.write(verified.stdout);
+  assert.equal(verified.code, 1, verified.stderr);
+  assert.match(verified.stdout, /differs: "shop\/order:a1" .*: value differs/);
+  assert.match(verified.stdout, /differs: "shop\/order:a2" .*: missing in destination/);
+  assert.match(verified.stdout, /differs: "shop\/order:zz\\u0000extra" .*: not in source/);
+  assert.match(verified.stdout, /verify: 11 keys .*: 3 differing keys/);
 });
