@@ -123,6 +123,51 @@ export const skuRecordOpsMax = 2;
 /** Check/fix scans read this many entries per range call. */
 export const scanPageEntries = 1_000;
 
+// ---- migration (`hotstock migrate`) ----------------------------------------
+
+/** Keys one migration chunk carries by default (one range read, one commit). */
+export const migrateChunkKeysDefault = 1_000;
+export const migrateChunkKeysMax = 10_000;
+/**
+ * Keys listed (keys only) per etcd call while copying; values are then read a
+ * chunk at a time from ranges that hold exactly those keys. Bounds memory to
+ * this many keys (at most `migrateRawKeyBytesMax` bytes each).
+ */
+export const migrateKeySlabKeys = 200_000;
+/** Keys whose values one etcd range call reads (then split into chunks); bounded in bytes by `migrateChunkBytesMax`. */
+export const migrateReadWindowKeys = 10_000;
+/** Pages read from etcd ahead of the chunk being hashed and committed. */
+export const migrateReadAheadPages = 2;
+/** Raw chunk commits in flight at once (LMDB applies them in order and may share one fsync). */
+export const migrateCommitsInFlightMax = 4;
+/** A chunk is cut early once its keys and values pass this many bytes, so a page of 1.5 MiB values stays bounded. */
+export const migrateChunkBytesMax = 64 * 1024 * 1024;
+/** etcd's default request limit (1.5 MiB) bounds one value; a gRPC reply holds at most a chunk of them. */
+export const etcdValueBytesMax = 1.5 * 1024 * 1024;
+/**
+ * gRPC replies up to this size are accepted (grpc-js refuses more than 4 MiB
+ * unless told). A page that would be larger is read again with half the limit.
+ */
+export const migrateGrpcReceiveBytesMax = 256 * 1024 * 1024;
+/** LMDB (lmdb-js) refuses longer keys; a longer etcd key stops a raw migration with its name. */
+export const migrateRawKeyBytesMax = 1_978;
+/** Records one source key may map to (`--transform`, the legacy importer): one SKU or one order. */
+export const migrateRecordsPerKeyMax = 1;
+/** Store writes one imported record causes at most: order, two order indexes, expiry, per-user units, SKU. */
+export const migrateWritesPerRecordMax = 6;
+/** Chunk writes beyond the records: the checkpoint and the chunk's manifest entry. */
+export const migrateChunkMetaWrites = 2;
+/** Watch responses queued for the follower before it pauses the watch and catches up from its checkpoint. */
+export const migrateFollowQueueResponsesMax = 1_024;
+/** How long a follower waits before it watches again after the watch broke (not compaction). */
+export const migrateFollowRetryMs = 1_000;
+/** Plain progress lines (not a terminal) are printed at most this often. */
+export const migrateProgressIntervalMs = 1_000;
+/** Differing keys `--verify` prints; the rest are counted. */
+export const migrateVerifyKeysPrintedMax = 100;
+/** etcd calls (range, status) fail after this long; a stalled server does not hang the migration. */
+export const etcdCallTimeoutMs = 30_000;
+
 // ---- auth ------------------------------------------------------------------
 
 /** API keys shorter than this are refused at start: they could be guessed. */
@@ -141,3 +186,13 @@ assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable withi
 assert.ok(reservationTtlMsDefault >= reservationTtlMsMin && reservationTtlMsDefault <= reservationTtlMsMax);
 assert.ok(idempotencyTtlMsDefault >= idempotencyTtlMsMin && idempotencyTtlMsDefault <= idempotencyTtlMsMax);
 assert.ok(orderQtyMax <= stockUnitsMax);
+assert.ok(
+  migrateChunkKeysMax * migrateRecordsPerKeyMax * migrateWritesPerRecordMax + migrateChunkMetaWrites <=
+    lmdbCommitOpsMax,
+  'a full migration chunk of records fits one LMDB commit',
+);
+assert.ok(migrateChunkKeysDefault <= migrateChunkKeysMax);
+assert.ok(migrateChunkKeysMax <= migrateKeySlabKeys, 'a slab of keys holds at least one chunk');
+assert.ok(migrateReadWindowKeys <= migrateKeySlabKeys, 'a slab of keys holds at least one read window');
+assert.ok(migrateChunkBytesMax >= 2 * etcdValueBytesMax, 'a chunk holds at least one largest value');
+assert.ok(migrateGrpcReceiveBytesMax >= 2 * migrateChunkBytesMax, 'a reply holds at least a full chunk');

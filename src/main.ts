@@ -1,7 +1,8 @@
-// hotstock command line: serve | check | bench.
+// hotstock command line: serve | check | bench | migrate.
 import { Command } from 'commander';
 import { benchCommand } from './cli/bench.ts';
 import { checkCommand } from './cli/check.ts';
+import { migrateCommand } from './cli/migrate.ts';
 import { serveCommand } from './cli/serve.ts';
 
 const program = new Command()
@@ -13,5 +14,6 @@ const program = new Command()
 serveCommand(program);
 checkCommand(program);
 benchCommand(program);
+migrateCommand(program);
 
 await program.parseAsync(process.argv);

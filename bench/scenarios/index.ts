@@ -3,6 +3,7 @@ import type { BenchScenario } from '../scenario.ts';
 import { batchScenario } from './batch.ts';
 import { catalogScenario } from './catalog.ts';
 import { flashSaleScenario } from './flash-sale.ts';
+import { migrateScenario } from './migrate.ts';
 import { overloadScenario } from './overload.ts';
 import { scaleScenario } from './scale.ts';
 import { throughputScenario } from './throughput.ts';
@@ -14,4 +15,5 @@ export const scenarios: BenchScenario[] = [
   catalogScenario,
   overloadScenario,
   scaleScenario,
+  migrateScenario,
 ];
