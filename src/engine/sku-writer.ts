@@ -5,10 +5,11 @@
 // A failed commit leaves the warm state untouched (the rollback), a version
 // conflict reloads the SKU and decides the batch again.
 import assert from 'node:assert/strict';
-import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax } from '../constants.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { batchOpsMax, commitConflictBackoffMsMax, commitConflictRetriesMax, skuQueueDepthMax } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
-import type { Store } from '../store/contract.ts';
+import { type Store, StoreFailure } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 import { type DecideContext, type Decision, decide, firstReadKeys, opsUpperBound, secondReadKeys } from './decide.ts';
 import type { Operation, OperationResult } from './operations.ts';
@@ -30,6 +31,12 @@ export interface WriterHooks {
   /** Called when the writer's queue drains, so the engine can count queued work. */
   dequeued(count: number): void;
   storeFailed(error: unknown): void;
+}
+
+/** A store failure's answer: its own code when the store gave one (breaker open, out of space). */
+function storeFailed(error: unknown): OperationResult {
+  if (error instanceof StoreFailure) return rejected(error.code, error.message);
+  return rejected('store_unavailable', 'the store could not commit this batch');
 }
 
 interface Queued {
@@ -104,11 +111,20 @@ export class SkuWriter {
       } catch (error) {
         // The warm state was never touched, so failing the batch is the whole rollback.
         this.hooks.storeFailed(error);
-        this.answerAll(batch, rejected('store_unavailable', 'the store could not commit this batch'));
+        this.answerAll(batch, storeFailed(error));
         return [];
       }
       if (outcome.conflict) {
-        await this.reload();
+        // Another instance committed this SKU: give it a moment (randomised, so two
+        // instances do not keep colliding in step), then reload and re-decide.
+        await sleep(Math.random() * commitConflictBackoffMsMax);
+        try {
+          await this.reload();
+        } catch (error) {
+          this.hooks.storeFailed(error);
+          this.answerAll(batch, storeFailed(error));
+          return [];
+        }
         continue;
       }
       return outcome.deferred;

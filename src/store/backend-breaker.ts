@@ -6,7 +6,7 @@
 // `halfOpenAfterMs` one call is let through as a probe; its success closes
 // the breaker again, its failure keeps it open.
 import {
-  CircuitBreakerPolicy,
+  type CircuitBreakerPolicy,
   CircuitState,
   ConsecutiveBreaker,
   circuitBreaker,
@@ -80,7 +80,7 @@ export class BackendBreaker {
   constructor(options: BreakerOptions) {
     const counts = options.counts ?? (() => true);
     this.policy = circuitBreaker(
-      handleWhen((error) => counts(error)),
+      handleWhen((error) => error instanceof Error && counts(error)),
       {
         halfOpenAfter: options.halfOpenAfterMs,
         breaker: new EitherBreaker(options),

@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, retry } from 'cockatiel';
-import { Etcd3, type IKeyValue, type IRequestOp, isRecoverableError, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, isRecoverableError, type Watcher } from 'etcd3';
 import {
   etcdCallAttemptsMax,
   etcdCommitBytesMax,
@@ -58,6 +58,14 @@ export interface EtcdConnection {
   tls?: EtcdTls;
 }
 
+type EtcdFaultHandling = NonNullable<IOptions['faultHandling']>;
+type EtcdPolicy = NonNullable<EtcdFaultHandling['global']>;
+type EtcdBackoff = NonNullable<EtcdFaultHandling['watchBackoff']>;
+
+function recoverable(error: unknown): boolean {
+  return error instanceof Error && isRecoverableError(error);
+}
+
 /** How long a member that failed calls is skipped before it is tried again. */
 const hostHalfOpenAfterMs = 1_000;
 /** Consecutive failures that make the client skip one member. */
@@ -83,14 +91,18 @@ export function createEtcdClient(connection: EtcdConnection): Etcd3 {
           },
         }
       : {}),
+    // etcd3 bundles an older cockatiel; its pool only calls `execute`, which these policies share.
     faultHandling: {
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: etcdCallAttemptsMax - 1 }),
+      global: retry(handleWhen(recoverable), { maxAttempts: etcdCallAttemptsMax - 1 }) as unknown as EtcdPolicy,
       host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), {
+        circuitBreaker(handleWhen(recoverable), {
           halfOpenAfter: hostHalfOpenAfterMs,
           breaker: new ConsecutiveBreaker(hostConsecutiveFailures),
-        }),
-      watchBackoff: new ExponentialBackoff({ initialDelay: etcdWatchBackoffMsMin, maxDelay: etcdWatchBackoffMsMax }),
+        }) as unknown as EtcdPolicy,
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: etcdWatchBackoffMsMin,
+        maxDelay: etcdWatchBackoffMsMax,
+      }) as unknown as EtcdBackoff,
     },
   });
 }
@@ -206,9 +218,7 @@ export class EtcdStore implements Store {
   }
 
   async get<V = unknown>(key: string): Promise<Entry<V> | undefined> {
-    const response = await this.call(() =>
-      this.client.kv.range({ key: this.key(key) }, deadline(etcdReadTimeoutMs)),
-    );
+    const response = await this.call(() => this.client.kv.range({ key: this.key(key) }, deadline(etcdReadTimeoutMs)));
     this.see(response.header.revision);
     const kv = response.kvs[0];
     return kv && this.entry<V>(kv);
@@ -348,12 +358,14 @@ export class EtcdStore implements Store {
   /** The watch was cancelled (etcd compacted the revision it resumes from): report the gap, then go on. */
   private async recoverFeed(error: Error): Promise<void> {
     const fromRevision = this.feedRevision + 1;
+    // etcd 3.4 cancels a watch whose start revision it has compacted, often without a reason text.
+    const reason = `etcd cancelled the watch resuming at revision ${fromRevision} (${error.message.replace(/:\s*$/, '')}); history before the compacted revision is gone`;
     for (let attempt = 0; !this.closed && this.subscribers.size > 0; attempt++) {
       try {
         const current = await this.revision();
         this.feedRevision = current;
         for (const subscriber of this.subscribers) {
-          subscriber.onGap?.({ fromRevision, resumedAfterRevision: current, reason: error.message });
+          subscriber.onGap?.({ fromRevision, resumedAfterRevision: current, reason });
         }
         this.startWatch(current + 1);
         return;
