@@ -19,7 +19,14 @@
 //   runs through it, so a dead cluster becomes fast `backend_unavailable`.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  isBrokenCircuitError,
+  retry,
+} from 'cockatiel';
 import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, isRecoverableError, type Watcher } from 'etcd3';
 import {
   etcdCallAttemptsMax,
@@ -62,8 +69,12 @@ type EtcdFaultHandling = NonNullable<IOptions['faultHandling']>;
 type EtcdPolicy = NonNullable<EtcdFaultHandling['global']>;
 type EtcdBackoff = NonNullable<EtcdFaultHandling['watchBackoff']>;
 
+/**
+ * Errors worth another member or a later attempt. etcd3 counts RESOURCE_EXHAUSTED
+ * as one, but out of space is the cluster's answer, the same on every member.
+ */
 function recoverable(error: unknown): boolean {
-  return error instanceof Error && isRecoverableError(error);
+  return error instanceof Error && isRecoverableError(error) && !isNoSpaceError(error);
 }
 
 /** How long a member that failed calls is skipped before it is tried again. */
@@ -123,7 +134,11 @@ function storeFailureOf(error: unknown): unknown {
       { cause: error },
     );
   }
-  if (error instanceof Error && (isRecoverableError(error) || /deadline|unavailable|no leader/i.test(error.message))) {
+  // etcd3 skips members whose own breaker is open; with every member skipped, the call fails that way.
+  if (
+    error instanceof Error &&
+    (isRecoverableError(error) || isBrokenCircuitError(error) || /deadline|unavailable|no leader/i.test(error.message))
+  ) {
     return new StoreFailure('backend_unavailable', `etcd did not answer: ${error.message}`, retryAfterSeconds, {
       cause: error,
     });

@@ -84,7 +84,8 @@ async function alarmsOf(connection: EtcdConnection): Promise<{ memberId: string;
   const client = createEtcdClient(connection);
   try {
     const response = await client.maintenance.alarm({ action: 'Get', alarm: 'None', memberID: 0 }, deadline());
-    return response.alarms.map((alarm) => ({ memberId: alarm.memberID, alarm: String(alarm.alarm) }));
+    // etcd3 names the alarm type "Nospace"; etcdctl and the docs say NOSPACE.
+    return response.alarms.map((alarm) => ({ memberId: alarm.memberID, alarm: String(alarm.alarm).toUpperCase() }));
   } finally {
     client.close();
   }
