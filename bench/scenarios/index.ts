@@ -2,6 +2,7 @@
 import type { BenchScenario } from '../scenario.ts';
 import { batchScenario } from './batch.ts';
 import { catalogScenario } from './catalog.ts';
+import { etcdScenario } from './etcd.ts';
 import { flashSaleScenario } from './flash-sale.ts';
 import { overloadScenario } from './overload.ts';
 import { scaleScenario } from './scale.ts';
@@ -14,4 +15,5 @@ export const scenarios: BenchScenario[] = [
   catalogScenario,
   overloadScenario,
   scaleScenario,
+  etcdScenario,
 ];
