@@ -19,6 +19,7 @@
 //   runs through it, so a dead cluster becomes fast `backend_unavailable`.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConsecutiveBreaker,
   circuitBreaker,
@@ -35,6 +36,7 @@ import {
   etcdDialTimeoutMs,
   etcdReadTimeoutMs,
   etcdRequestBytesMax,
+  etcdStatusTimeoutMs,
   etcdWatchBackoffMsMax,
   etcdWatchBackoffMsMin,
   retryAfterSeconds,
@@ -354,7 +356,12 @@ export class EtcdStore implements Store {
     this.watcher = watcher;
     watcher.on('data', (response) => {
       if (this.watcher !== watcher) return;
-      this.deliverEvents(response.events);
+      try {
+        this.deliverEvents(response.events);
+      } catch (error) {
+        // A value under our prefix that is not ours (not JSON) must not take the process down.
+        process.emitWarning(`change feed could not read a watch event: ${(error as Error).stack ?? error}`);
+      }
       // Everything up to the header revision has now been sent for our prefix.
       const upTo = Number(response.header.revision);
       if (upTo > this.feedRevision) this.feedRevision = upTo;
@@ -385,7 +392,8 @@ export class EtcdStore implements Store {
         this.startWatch(current + 1);
         return;
       } catch {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(etcdWatchBackoffMsMax, 100 * 2 ** attempt)));
+        // Retried for as long as the feed is wanted (like the watch itself), at a capped pace.
+        await sleep(Math.min(etcdWatchBackoffMsMax, etcdWatchBackoffMsMin * 2 ** Math.min(attempt, 16)));
       }
     }
   }
@@ -438,7 +446,8 @@ export class EtcdStore implements Store {
     this.subscribers.clear();
     const watcher = this.watcher;
     this.watcher = undefined;
-    if (watcher) await watcher.cancel().catch(() => undefined);
+    // Cancelling waits for etcd to confirm; with etcd gone that would never come.
+    if (watcher) await Promise.race([watcher.cancel().catch(() => undefined), sleep(etcdStatusTimeoutMs)]);
     if (this.ownsClient) this.client.close();
   }
 }

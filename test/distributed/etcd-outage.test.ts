@@ -131,7 +131,9 @@ describe('etcd members die under load', () => {
 
     for (let i = 0; i < 3; i++) await cluster.kill(i);
     const codes: string[] = [];
+    const answerMs: number[] = [];
     for (let i = 0; i < downRequests; i++) {
+      const sentAt = performance.now();
       const answer: Answer = await call(server.url, 'POST', '/v1/orders', {
         body: { sku, qty: 1, userId: 'down' },
         idempotencyKey: `down-${i}`,
@@ -139,8 +141,11 @@ describe('etcd members die under load', () => {
       });
       assert.equal(answer.status, 503, JSON.stringify(answer.body));
       codes.push((answer.body as { code: string }).code);
+      answerMs.push(performance.now() - sentAt);
     }
-    console.log(`answers with every member down: ${codes.join(',')}`);
+    console.log(
+      `answers with every member down: ${codes.join(',')}; ms each: ${answerMs.map((ms) => ms.toFixed(0)).join(',')}`,
+    );
     assert.equal(codes.at(-1), 'backend_unavailable', 'once the breaker is open, requests fail fast');
     assert.equal(await breakerState(server.url), 'open');
     const raw = await fetch(`${server.url}/v1/orders`, {
