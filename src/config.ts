@@ -15,6 +15,7 @@ import {
   etcdKeyPrefixBytesMax,
   etcdMaxTxnOpsDefault,
   etcdMaxTxnOpsMax,
+  etcdMaxTxnOpsMin,
   etcdQuotaBytesDefault,
   idempotencyTtlMsDefault,
   idempotencyTtlMsMax,
@@ -202,7 +203,7 @@ export function addServeOptions(command: Command): Command {
     )
     .addOption(
       option('etcd-max-txn-ops', "the cluster's --max-txn-ops (ops per transaction)")
-        .argParser(integer('etcd-max-txn-ops', 16, etcdMaxTxnOpsMax))
+        .argParser(integer('etcd-max-txn-ops', etcdMaxTxnOpsMin, etcdMaxTxnOpsMax))
         .default(etcdMaxTxnOpsDefault),
     )
     .addOption(

@@ -83,6 +83,8 @@ export const lmdbCommitBytesMax = 256 * 1024 * 1024;
 // cluster turns into fast errors (and an open breaker), never a pile of hangs.
 /** etcd's default --max-txn-ops: compares, success ops and failure ops are each capped at this. */
 export const etcdMaxTxnOpsDefault = 128;
+/** `--etcd-max-txn-ops` accepts this range: the least still fits one operation's commit. */
+export const etcdMaxTxnOpsMin = 16;
 export const etcdMaxTxnOpsMax = 65_536;
 /** etcd's default --max-request-bytes (1.5 MiB). */
 export const etcdRequestBytesMax = 1.5 * 1024 * 1024;
@@ -162,8 +164,8 @@ assert.ok(
 );
 assert.ok(etcdCommitBytesMax < etcdRequestBytesMax, 'an etcd commit leaves room for prefixes and framing');
 assert.ok(
-  reserveOpsMax + idempotencyOpsMax + skuRecordOpsMax <= etcdMaxTxnOpsDefault,
-  'one reservation fits one etcd transaction',
+  reserveOpsMax + idempotencyOpsMax + skuRecordOpsMax <= etcdMaxTxnOpsMin,
+  'one reservation fits the smallest etcd transaction hotstock accepts',
 );
 assert.ok(breakerHalfOpenAfterMsDefault >= breakerHalfOpenAfterMsMin);
 assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable within the scan bound');
