@@ -155,6 +155,17 @@ export async function inspectCluster(
         .join(', ')}`,
     );
   }
+  const quorum = Math.floor(members.length / 2) + 1;
+  const answeringMembers = new Set(answering.map((report) => report.memberId)).size;
+  if (
+    options.expectMembers !== undefined &&
+    connection.endpoints.length >= members.length &&
+    answeringMembers < quorum
+  ) {
+    problems.push(
+      `only ${answeringMembers} of the ${members.length} etcd members answer; the cluster needs ${quorum} to accept writes`,
+    );
+  }
   if (answering.every((report) => report.leaderId === '0')) warnings.push('the etcd cluster has no leader');
   let alarms: { memberId: string; alarm: string }[] = [];
   try {

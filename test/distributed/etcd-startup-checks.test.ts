@@ -67,6 +67,15 @@ describe('etcd start-up checks', () => {
     assert.match(output, /--etcd-expect-members 3, but the cluster has 1 member\(s\): member-0/);
   });
 
+  it('refuses a 3-member cluster of which only one member answers', async () => {
+    const three = await cluster({ size: 3 });
+    const leader = await three.leaderIndex();
+    for (let i = 0; i < 3; i++) if (i !== leader) await three.kill(i);
+    const output = await refusedStart(etcdArgs(three.endpoints, 'quorum/', ['--etcd-expect-members', '3']));
+    console.log(`lost quorum refused: ${/error: cannot start: (.*)/.exec(output)?.[1]}`);
+    assert.match(output, /only 1 of the 3 etcd members answer/);
+  });
+
   it('NOSPACE: orders get 503 backend_no_space (not a hang, not an open breaker); a new start is refused', async () => {
     const small = await cluster({ quotaBackendBytes });
     const server = await spawnServer(data.dir, etcdArgs(small.endpoints, 'nospace/'));
