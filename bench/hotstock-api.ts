@@ -18,7 +18,12 @@ export interface SkuLedger {
   available: number;
 }
 
-export async function createSkus(url: string, skuIds: string[], initialStock: number): Promise<void> {
+export async function createSkus(
+  url: string,
+  skuIds: string[],
+  initialStock: number,
+  adminKey: string = benchAdminKey,
+): Promise<void> {
   const pool = new Pool(new URL(url).origin, { connections: createConcurrency });
   let next = 0;
   const worker = async () => {
@@ -27,7 +32,7 @@ export async function createSkus(url: string, skuIds: string[], initialStock: nu
       const response = await pool.request({
         path: `/v1/skus/${encodeURIComponent(sku)}`,
         method: 'PUT',
-        headers: { authorization: `Bearer ${benchAdminKey}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
         body: JSON.stringify({ product: 'bench-shirt', size: 'M', color: 'red', priceCents: 1999, initialStock }),
       });
       const text = await response.body.text();

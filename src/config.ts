@@ -23,6 +23,9 @@ import {
   reservationTtlMsDefault,
   reservationTtlMsMax,
   reservationTtlMsMin,
+  shedEventLoopLagMsDefault,
+  shedQueueWaitMsDefault,
+  shedThresholdMsMax,
   shutdownGraceMsDefault,
   sweepIntervalMsDefault,
   sweepIntervalMsMax,
@@ -63,6 +66,8 @@ export interface ServeConfig {
   idempotencyTtlMs: number;
   sweepIntervalMs: number;
   shutdownGraceMs: number;
+  shedQueueWaitMs: number;
+  shedEventLoopLagMs: number;
   logLevel: string;
   demo: boolean;
 }
@@ -184,6 +189,19 @@ export function addServeOptions(command: Command): Command {
         .default(shutdownGraceMsDefault),
     )
     .addOption(
+      option(
+        'shed-queue-wait-ms',
+        '503 new requests for a SKU once its oldest waiting one has waited this long (0 = never)',
+      )
+        .argParser(integer('shed-queue-wait-ms', 0, shedThresholdMsMax))
+        .default(shedQueueWaitMsDefault),
+    )
+    .addOption(
+      option('shed-event-loop-lag-ms', '503 mutations while the median event-loop lag is above this (0 = never)')
+        .argParser(integer('shed-event-loop-lag-ms', 0, shedThresholdMsMax))
+        .default(shedEventLoopLagMsDefault),
+    )
+    .addOption(
       option('log-level', 'pino log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
         .default('info'),
@@ -248,6 +266,8 @@ interface RawServeOptions {
   idempotencyTtlMs: number;
   sweepIntervalMs: number;
   shutdownGraceMs: number;
+  shedQueueWaitMs: number;
+  shedEventLoopLagMs: number;
   logLevel: string;
   demo?: boolean;
   etcdEndpoints?: string[];
@@ -365,6 +385,8 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     idempotencyTtlMs: raw.idempotencyTtlMs,
     sweepIntervalMs: raw.sweepIntervalMs,
     shutdownGraceMs: raw.shutdownGraceMs,
+    shedQueueWaitMs: raw.shedQueueWaitMs,
+    shedEventLoopLagMs: raw.shedEventLoopLagMs,
     logLevel: raw.logLevel,
     demo: raw.demo ?? false,
   });

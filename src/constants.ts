@@ -36,12 +36,31 @@ export const batchRequestItemsMax = 1_000;
 export const skuQueueDepthMax = 4_096;
 /** Requests waiting across all SKUs; bounds memory when many SKUs are hot at once. */
 export const engineQueueDepthMax = 65_536;
+/**
+ * Default for --shed-queue-wait-ms: how long the oldest request in a SKU's
+ * queue may have waited before new ones get 503 `overloaded`. At any
+ * sustainable rate the oldest waits about one commit (a few ms); past this
+ * the SKU is taking more than it can commit, and queueing more would only
+ * turn into timeouts.
+ */
+export const shedQueueWaitMsDefault = 40;
 /** Operations a SKU writer decides and commits together. */
 export const batchOpsMax = 512;
 /** Times a batch is re-decided after a version conflict before it fails. */
 export const commitConflictRetriesMax = 8;
 /** SKUs the engine holds warm in memory (each is a few hundred bytes). */
 export const skusMax = 1_000_000;
+/**
+ * Default for --shed-event-loop-lag-ms: event-loop lag (median over one
+ * window) past which mutations are shed with 503 `overloaded` before any work
+ * is done on them: the process is behind on reading sockets, so accepting
+ * more only adds latency to everyone.
+ */
+export const shedEventLoopLagMsDefault = 40;
+/** Upper bound for both shedding thresholds (0 turns a signal off). */
+export const shedThresholdMsMax = 60_000;
+/** Window over which event-loop lag is measured; shedding is decided once per window. */
+export const eventLoopLagWindowMs = 250;
 /** Seconds a client is told to wait after 503 `overloaded` or `store_unavailable`. */
 export const retryAfterSeconds = 1;
 

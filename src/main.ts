@@ -1,5 +1,6 @@
-// hotstock command line: serve | check.
+// hotstock command line: serve | check | bench.
 import { Command } from 'commander';
+import { benchCommand } from './cli/bench.ts';
 import { checkCommand } from './cli/check.ts';
 import { serveCommand } from './cli/serve.ts';
 
@@ -11,5 +12,6 @@ const program = new Command()
 
 serveCommand(program);
 checkCommand(program);
+benchCommand(program);
 
 await program.parseAsync(process.argv);

@@ -22,6 +22,12 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly shed = new Counter({
+    name: 'hotstock_requests_shed_total',
+    help: 'Requests answered 503 overloaded before any work, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly transitions = new Counter({
     name: 'hotstock_order_transitions_total',
     help: 'Order transitions by action and outcome',

@@ -8,6 +8,7 @@ import type { ServeConfig } from './config.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { ApiKeys } from './http/auth.ts';
+import { LoadShedder } from './http/load-shedder.ts';
 import type { AdminDeps } from './http/routes-admin.ts';
 import { buildServer } from './http/server.ts';
 import { Metrics } from './metrics.ts';
@@ -22,6 +23,7 @@ export interface Service {
   engine: Engine;
   store: Store;
   sweeper: Sweeper;
+  shedder: LoadShedder;
   metrics: Metrics;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
@@ -113,10 +115,20 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const { store, admin } = await openStore(config, log, metrics);
   const engine = new Engine(
     store,
-    { reservationTtlMs: config.reservationTtlMs, idempotencyTtlMs: config.idempotencyTtlMs },
+    {
+      reservationTtlMs: config.reservationTtlMs,
+      idempotencyTtlMs: config.idempotencyTtlMs,
+      shedQueueWaitMs: config.shedQueueWaitMs,
+    },
     engineObserver(metrics, log),
   );
   metrics.watchQueueDepth(() => engine.queueDepth);
+  const shedder = new LoadShedder(config.shedEventLoopLagMs, (shedding, lagMs) =>
+    log.warn(
+      { lagMs },
+      shedding ? 'event loop behind: shedding mutations' : 'event loop caught up: no longer shedding',
+    ),
+  );
   let ready = false;
   let closingStarted = false;
   const app = await buildServer({
@@ -126,6 +138,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     apiKeys: new ApiKeys(config.apiKeys),
     isReady: () => ready,
     isClosing: () => closingStarted,
+    isShedding: () => shedder.shedding,
     logger: log,
     admin,
   });
@@ -137,11 +150,13 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
   app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
   sweeper.start();
+  shedder.start();
   let url: string;
   try {
     url = await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     await sweeper.stop();
+    shedder.stop();
     unfollow();
     await store.close();
     throw error;
@@ -160,10 +175,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       await Promise.race([app.close(), graceElapsed]);
       await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
+      shedder.stop();
       unfollow();
       await store.close();
     })();
     return closing;
   };
-  return { app, engine, store, sweeper, metrics, url, seededSkus, close };
+  return { app, engine, store, sweeper, shedder, metrics, url, seededSkus, close };
 }

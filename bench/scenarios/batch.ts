@@ -15,7 +15,7 @@ export const batchScenario: BenchScenario = {
   name,
   description: `POST /v1/orders:batch with ${batchSizes.join(' and ')} items, ${connections} connections, closed loop (wrk)`,
   run: async (context: BenchContext): Promise<BenchRow[]> => {
-    const durationS = context.smoke ? 2 : 10;
+    const durationS = context.smoke ? 1 : 10;
     const rows: BenchRow[] = [];
     for (const batch of batchSizes) {
       const run = await withHotstock(context.serverCpu, async (server) => {

@@ -17,7 +17,7 @@ export const catalogScenario: BenchScenario = {
   description: `10,000 SKUs, uniform traffic, ${connections} connections: reservations only, then 90/10 read/reserve`,
   run: async (context: BenchContext): Promise<BenchRow[]> => {
     const skuCount = context.smoke ? 200 : 10_000;
-    const durationS = context.smoke ? 2 : 10;
+    const durationS = context.smoke ? 1 : 10;
     const skuIds = Array.from({ length: skuCount }, (_, i) => `sku-${i}`);
     const run = await withHotstock(context.serverCpu, async (server) => {
       await createSkus(server.url, skuIds, 1_000_000);

@@ -18,7 +18,7 @@ export const flashSaleScenario: BenchScenario = {
   name,
   description: `fixed ${rate} req/s (open loop) on one hot SKU whose stock runs out half-way`,
   run: async (context: BenchContext): Promise<BenchRow[]> => {
-    const durationS = context.smoke ? 2 : 30;
+    const durationS = context.smoke ? 1 : 30;
     const stock = (rate * durationS) / 2;
     const run = await withHotstock(context.serverCpu, async (server) => {
       await createSkus(server.url, ['hot'], stock);

@@ -16,7 +16,7 @@ export const overloadScenario: BenchScenario = {
   name,
   description: 'twice the measured sustainable rate, open loop, on one hot SKU',
   run: async (context: BenchContext): Promise<BenchRow[]> => {
-    const durationS = context.smoke ? 2 : 20;
+    const durationS = context.smoke ? 1 : 20;
     const run = await withHotstock(context.serverCpu, async (server) => {
       await createSkus(server.url, ['hot'], 1_000_000_000);
       const calibration = await runWrk({

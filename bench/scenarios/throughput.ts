@@ -13,7 +13,7 @@ export const throughputScenario: BenchScenario = {
   name,
   description: `POST /v1/orders on one hot SKU, ${connections} connections, closed loop (wrk); baseline: bare Fastify`,
   run: async (context: BenchContext): Promise<BenchRow[]> => {
-    const durationS = context.smoke ? 2 : 15;
+    const durationS = context.smoke ? 1 : 15;
     const baselineServer = await startBaseline(context.serverCpu);
     let baseline: Awaited<ReturnType<typeof runWrk>>;
     try {

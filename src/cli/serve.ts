@@ -1,19 +1,26 @@
 // `hotstock serve`: run the service until SIGTERM/SIGINT, then shut down cleanly.
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { addServeOptions, demoKeys, serveConfig } from '../config.ts';
 import { startService } from '../service.ts';
 import { StoreFailure } from '../store/contract.ts';
 import { TopologyError } from '../store/etcd-topology.ts';
+import { type CpuProfiler, startCpuProfile } from './cpu-profile.ts';
 
 export function serveCommand(program: Command): void {
   const command = program.command('serve').description('run the HTTP service');
-  addServeOptions(command).action(async (raw) => {
+  addServeOptions(command).addOption(
+    new Option('--cpu-prof <dir>', 'write a V8 CPU profile of the run to this directory at shutdown').env(
+      'HOTSTOCK_CPU_PROF',
+    ),
+  );
+  command.action(async (raw) => {
     let config: ReturnType<typeof serveConfig>;
     try {
       config = serveConfig(raw);
     } catch (error) {
       return command.error(`error: ${(error as Error).message}`, { exitCode: 2 });
     }
+    const profiler: CpuProfiler | undefined = raw.cpuProf ? await startCpuProfile(raw.cpuProf) : undefined;
     let service: Awaited<ReturnType<typeof startService>>;
     try {
       service = await startService(config);
@@ -27,7 +34,10 @@ export function serveCommand(program: Command): void {
       process.once(signal, () => {
         service.app.log.info({ signal }, 'shutting down: draining in-flight work');
         service.close().then(
-          () => process.exit(0),
+          async () => {
+            if (profiler) process.stderr.write(`cpu profile: ${await profiler.stop()}\n`);
+            process.exit(0);
+          },
           (error) => {
             service.app.log.error({ err: error }, 'shutdown failed');
             process.exit(1);

@@ -20,6 +20,8 @@ import { WorkingSet } from './working-set.ts';
 export interface EngineOptions {
   reservationTtlMs: number;
   idempotencyTtlMs: number;
+  /** New requests for a SKU are shed once its oldest waiting one has waited this long; 0 = never. */
+  shedQueueWaitMs?: number;
   /** The clock; tests may substitute their own. */
   nowMs?: () => number;
 }
@@ -170,13 +172,18 @@ export class Engine {
       this.observer.operationDecided(op, result);
       return result;
     }
-    if (!writer.hasRoom() || this.queuedOps >= engineQueueDepthMax) {
-      const result = rejected('overloaded', `SKU ${skuId} has too many requests waiting`);
+    if (!writer.hasRoom() || this.queuedOps >= engineQueueDepthMax || this.waitedTooLong(writer)) {
+      const result = rejected('overloaded', `SKU ${skuId} has more requests waiting than it can commit promptly`);
       this.observer.operationDecided(op, result);
       return result;
     }
     this.queuedOps++;
     return writer.submit(op);
+  }
+
+  private waitedTooLong(writer: SkuWriter): boolean {
+    const bound = this.options.shedQueueWaitMs ?? 0;
+    return bound > 0 && writer.oldestWaitMs() > bound;
   }
 
   /** Finds which SKU an order belongs to, for routing a transition to its writer. */

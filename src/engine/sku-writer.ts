@@ -9,12 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { batchOpsMax, commitConflictBackoffMsMax, commitConflictRetriesMax, skuQueueDepthMax } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
-import { type Store, StoreFailure } from '../store/contract.ts';
+import { type CommitResult, type Store, StoreFailure } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 import { type DecideContext, type Decision, decide, firstReadKeys, opsUpperBound, secondReadKeys } from './decide.ts';
 import type { Operation, OperationResult } from './operations.ts';
 import { rejected } from './operations.ts';
-import { WorkingSet } from './working-set.ts';
+import { aheadVersion, WorkingSet } from './working-set.ts';
 
 export interface WarmSku {
   record: SkuRecord;
@@ -28,20 +28,44 @@ export interface WriterHooks {
   committed(sku: WarmSku, revision: number, batchSize: number, commitMs: number): void;
   /** Called for every decided operation, with the outcome it got. */
   decided(op: Operation, result: OperationResult): void;
-  /** Called when the writer's queue drains, so the engine can count queued work. */
+  /** Called as operations are answered, so the engine can count the work it holds. */
   dequeued(count: number): void;
   storeFailed(error: unknown): void;
-}
-
-/** A store failure's answer: its own code when the store gave one (breaker open, out of space). */
-function storeFailed(error: unknown): OperationResult {
-  if (error instanceof StoreFailure) return rejected(error.code, error.message);
-  return rejected('store_unavailable', 'the store could not commit this batch');
 }
 
 interface Queued {
   op: Operation;
   resolve: (result: OperationResult) => void;
+  /** performance.now() when it was queued; the queue-wait bound looks at the oldest. */
+  queuedAtMs: number;
+  /** Commits of its batches that failed a version check so far. */
+  conflicts: number;
+}
+
+/** A batch read and decided, not yet handed to the store. */
+interface Prepared {
+  batch: Queued[];
+  decisions: Decision[];
+  ws: WorkingSet;
+}
+
+/** A batch handed to the store (or, writing nothing, needing no commit). */
+interface InFlight extends Prepared {
+  writes: boolean;
+  /** Revision of the commit that landed just before this batch was issued, if it was layered on one. */
+  aheadRevision: number | undefined;
+  startedMs: number;
+  /** The commit's result, or what the store threw. */
+  outcome: Promise<CommitResult | { error: unknown }>;
+}
+
+/** The outcome of a batch that wrote nothing: it is answered once the batches ahead of it have landed. */
+const noCommit: CommitResult = { ok: true, revision: 0 };
+
+/** A store failure's answer: its own code when the store gave one (breaker open, out of space). */
+function storeFailed(error: unknown, detail: string): OperationResult {
+  if (error instanceof StoreFailure) return rejected(error.code, error.message);
+  return rejected('store_unavailable', detail);
 }
 
 export class SkuWriter {
@@ -77,7 +101,9 @@ export class SkuWriter {
   /** Queues an operation; the caller has checked the queue bound with `hasRoom`. */
   submit(op: Operation): Promise<OperationResult> {
     assert.ok(this.queue.length < skuQueueDepthMax, 'submit past the queue bound');
-    const result = new Promise<OperationResult>((resolve) => this.queue.push({ op, resolve }));
+    const result = new Promise<OperationResult>((resolve) =>
+      this.queue.push({ op, resolve, queuedAtMs: performance.now(), conflicts: 0 }),
+    );
     if (!this.running) {
       this.running = true;
       this.idle = this.run();
@@ -89,55 +115,48 @@ export class SkuWriter {
     return this.queue.length < skuQueueDepthMax;
   }
 
+  /** How long the oldest waiting request has waited (0 when none waits). */
+  oldestWaitMs(): number {
+    const oldest = this.queue[0];
+    return oldest === undefined ? 0 : performance.now() - oldest.queuedAtMs;
+  }
+
+  /**
+   * The pipeline: while one batch commits, the next is read and decided on top
+   * of its uncommitted state. When the commit lands, the next batch's commit
+   * is handed to the store first and the landed batch is answered after, so
+   * the store always has the next commit waiting and the replies overlap it.
+   * Nothing is answered before its own commit (and every commit ahead of it)
+   * is durable; if a commit fails or conflicts, the batch layered on it was
+   * decided on state that never happened, and goes back to the queue.
+   */
   private async run(): Promise<void> {
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, batchOpsMax);
-        const deferred = await this.process(batch);
-        this.queue.unshift(...deferred);
-        this.hooks.dequeued(batch.length - deferred.length);
+      let ahead: InFlight | undefined;
+      while (this.queue.length > 0 || ahead !== undefined) {
+        const next = this.queue.length > 0 ? await this.prepare(ahead) : undefined;
+        if (ahead === undefined) {
+          ahead = next && this.issue(next, undefined);
+          continue;
+        }
+        ahead = await this.settle(ahead, next);
       }
     } finally {
       this.running = false;
     }
   }
 
-  /** Decides and commits a batch; returns the tail that did not fit one commit. */
-  private async process(batch: Queued[]): Promise<Queued[]> {
-    for (let attempt = 0; attempt <= commitConflictRetriesMax; attempt++) {
-      let outcome: Awaited<ReturnType<SkuWriter['attempt']>>;
-      try {
-        outcome = await this.attempt(batch);
-      } catch (error) {
-        // The warm state was never touched, so failing the batch is the whole rollback.
-        this.hooks.storeFailed(error);
-        this.answerAll(batch, storeFailed(error));
-        return [];
-      }
-      if (outcome.conflict) {
-        // Another instance committed this SKU: give it a moment (randomised, so two
-        // instances do not keep colliding in step), then reload and re-decide.
-        await sleep(Math.random() * commitConflictBackoffMsMax);
-        try {
-          await this.reload();
-        } catch (error) {
-          this.hooks.storeFailed(error);
-          this.answerAll(batch, storeFailed(error));
-          return [];
-        }
-        continue;
-      }
-      return outcome.deferred;
+  /** Takes a batch from the queue and decides it on top of `ahead` (the batch committing now), if any. */
+  private async prepare(ahead: InFlight | undefined): Promise<Prepared | undefined> {
+    const batch = this.queue.splice(0, batchOpsMax);
+    let ws: WorkingSet;
+    try {
+      ws = await this.snapshot(batch, ahead?.ws);
+    } catch (error) {
+      this.hooks.storeFailed(error);
+      this.answerAll(batch, storeFailed(error, 'the store could not be read for this batch'));
+      return undefined;
     }
-    this.answerAll(
-      batch,
-      rejected('store_unavailable', `batch kept conflicting after ${commitConflictRetriesMax} retries`),
-    );
-    return [];
-  }
-
-  private async attempt(batch: Queued[]): Promise<{ conflict: boolean; deferred: Queued[] }> {
-    const ws = await this.snapshot(batch);
     const ctx = this.hooks.context();
     const decisions: Decision[] = [];
     const opsMax = this.store.limits.commitOpsMax;
@@ -145,43 +164,110 @@ export class SkuWriter {
       if (decisions.length > 0 && ws.opCount() + opsUpperBound(queued.op) > opsMax) break;
       decisions.push(decide(ws, this.skuId, queued.op, ctx));
     }
-    const decidedBatch = batch.slice(0, decisions.length);
-    const writes = ws.writes();
+    // What did not fit one commit goes back to the head of the queue, in order.
+    this.queue.unshift(...batch.slice(decisions.length));
+    return { batch: batch.slice(0, decisions.length), decisions, ws };
+  }
+
+  /** Hands a decided batch to the store; a batch that writes nothing needs no commit. */
+  private issue(prepared: Prepared, aheadRevision: number | undefined): InFlight {
+    const writes = prepared.ws.writes();
     if (writes.length === 0) {
-      for (const [i, queued] of decidedBatch.entries()) this.answer(queued, decisions[i]!, 0);
-      return { conflict: false, deferred: batch.slice(decisions.length) };
+      return { ...prepared, writes: false, aheadRevision, startedMs: 0, outcome: Promise.resolve(noCommit) };
     }
     const startedMs = performance.now();
-    const result = await this.store.commit(ws.checks(), writes);
-    if (!result.ok) return { conflict: true, deferred: [] };
-    this.adopt(ws, result.revision);
-    this.hooks.committed(this.warm!, result.revision, decisions.length, performance.now() - startedMs);
-    for (const [i, queued] of decidedBatch.entries()) this.answer(queued, decisions[i]!, result.revision);
-    return { conflict: false, deferred: batch.slice(decisions.length) };
+    const outcome = this.store.commit(prepared.ws.checks(aheadRevision), writes).then(
+      (result) => result,
+      (error: unknown) => ({ error }),
+    );
+    return { ...prepared, writes: true, aheadRevision, startedMs, outcome };
+  }
+
+  /**
+   * Waits for the batch ahead to commit; then issues `next` and answers the
+   * landed batch. Returns what is in flight afterwards.
+   */
+  private async settle(ahead: InFlight, next: Prepared | undefined): Promise<InFlight | undefined> {
+    const outcome = await ahead.outcome;
+    if ('error' in outcome) {
+      // The warm state was never touched, so failing the batch is the whole rollback.
+      this.hooks.storeFailed(outcome.error);
+      this.answerAll(ahead.batch, storeFailed(outcome.error, 'the store could not commit this batch'));
+      if (next) this.requeue(next.batch, false);
+      return undefined;
+    }
+    if (!outcome.ok) {
+      this.requeue([...ahead.batch, ...(next?.batch ?? [])], true);
+      // Another instance committed this SKU: give it a moment (randomised, so two
+      // instances do not keep colliding in step), then reload and decide again.
+      await sleep(Math.random() * commitConflictBackoffMsMax);
+      try {
+        await this.reload();
+      } catch (error) {
+        // The stale state costs another conflict, which the retry bound counts.
+        this.hooks.storeFailed(error);
+      }
+      return undefined;
+    }
+    if (ahead.writes) {
+      this.adopt(ahead.ws, outcome.revision);
+      this.hooks.committed(this.warm!, outcome.revision, ahead.batch.length, performance.now() - ahead.startedMs);
+    }
+    const issued = next && this.issue(next, ahead.writes ? outcome.revision : undefined);
+    for (const [i, queued] of ahead.batch.entries()) this.answer(queued, ahead.decisions[i]!, ahead, outcome.revision);
+    return issued;
+  }
+
+  /**
+   * Puts operations back at the head of the queue, in order, to be decided
+   * again. After a conflict each has one retry fewer; past the bound it fails.
+   */
+  private requeue(batch: Queued[], conflicted: boolean): void {
+    const retry: Queued[] = [];
+    for (const queued of batch) {
+      if (conflicted && ++queued.conflicts > commitConflictRetriesMax) {
+        this.answerAll(
+          [queued],
+          rejected('store_unavailable', `kept conflicting after ${commitConflictRetriesMax} retries`),
+        );
+      } else retry.push(queued);
+    }
+    this.queue.unshift(...retry);
   }
 
   /** Reads, in two rounds, every key the batch may need, into a fresh working set. */
-  private async snapshot(batch: Queued[]): Promise<WorkingSet> {
+  /** Keys the batch ahead wrote are taken as it leaves them; the rest come from the store. */
+  private async snapshot(batch: Queued[], ahead: WorkingSet | undefined): Promise<WorkingSet> {
     const ws = new WorkingSet();
     const skuKey = keys.sku(this.skuId);
+    const skuAhead = ahead?.written(skuKey);
     const warm = this.warm;
-    ws.load(skuKey, warm && { key: skuKey, value: warm.record, version: warm.version });
+    if (skuAhead) ws.loadAhead(skuKey, skuAhead);
+    else ws.load(skuKey, warm && { key: skuKey, value: warm.record, version: warm.version });
     await this.loadInto(
       ws,
       batch.flatMap((queued) => firstReadKeys(this.skuId, queued.op)),
+      ahead,
     );
     await this.loadInto(
       ws,
       batch.flatMap((queued) => secondReadKeys(ws, this.skuId, queued.op)),
+      ahead,
     );
     return ws;
   }
 
-  private async loadInto(ws: WorkingSet, wanted: string[]): Promise<void> {
-    const missing = [...new Set(wanted)].filter((key) => !ws.has(key));
-    if (missing.length === 0) return;
-    const entries = await this.store.getMany(missing);
-    for (const [i, key] of missing.entries()) ws.load(key, entries[i]);
+  private async loadInto(ws: WorkingSet, wanted: string[], ahead: WorkingSet | undefined): Promise<void> {
+    const fromStore: string[] = [];
+    for (const key of new Set(wanted)) {
+      if (ws.has(key)) continue;
+      const written = ahead?.written(key);
+      if (written) ws.loadAhead(key, written);
+      else fromStore.push(key);
+    }
+    if (fromStore.length === 0) return;
+    const entries = await this.store.getMany(fromStore);
+    for (const [i, key] of fromStore.entries()) ws.load(key, entries[i]);
   }
 
   /** Makes the committed working set the warm state. */
@@ -204,16 +290,16 @@ export class SkuWriter {
     if (this.warm === undefined || version > this.warm.version) this.warm = { record, version };
   }
 
-  private answer(queued: Queued, decision: Decision, revision: number): void {
+  /** Answers with the version the decision named: its own commit's revision, the revision ahead, or a stored one. */
+  private answer(queued: Queued, decision: Decision, landed: InFlight, revision: number): void {
+    let version = decision.ok ? decision.version : 0;
+    if (version === 'commit') version = revision;
+    else if (version === aheadVersion) version = landed.aheadRevision ?? 0;
     const result: OperationResult = decision.ok
-      ? {
-          ok: true,
-          status: decision.status,
-          body: { ...decision.body, version: decision.version === 'commit' ? revision : decision.version },
-          replayed: decision.replayed,
-        }
+      ? { ok: true, status: decision.status, body: { ...decision.body, version }, replayed: decision.replayed }
       : decision;
     this.hooks.decided(queued.op, result);
+    this.hooks.dequeued(1);
     queued.resolve(result);
   }
 
@@ -222,5 +308,6 @@ export class SkuWriter {
       this.hooks.decided(queued.op, result);
       queued.resolve(result);
     }
+    this.hooks.dequeued(batch.length);
   }
 }

@@ -5,8 +5,16 @@
 // fails as a conflict and is decided again instead of overwriting that change.
 import type { Entry, VersionCheck, Write } from '../store/contract.ts';
 
+/**
+ * The version of a key written by the batch committing ahead of this one (see
+ * SkuWriter's pipeline): unknown until that commit gets its revision, which
+ * `checks(aheadRevision)` then substitutes. It equals no version a client can
+ * hold, so an If-Match against it fails, as it must: the key is changing.
+ */
+export const aheadVersion = -1;
+
 interface Slot {
-  /** Version in the snapshot (0 = absent); undefined for keys this batch only writes. */
+  /** Version in the snapshot (0 = absent, aheadVersion = written by the batch ahead); undefined for keys this batch only writes. */
   snapshotVersion: number | undefined;
   /** A decision read this key; keys loaded for operations left to a later batch are not checked. */
   checked: boolean;
@@ -30,6 +38,25 @@ export class WorkingSet {
       present: entry !== undefined,
       value: entry?.value,
     });
+  }
+
+  /** Records a key as the batch committing ahead of this one leaves it. */
+  loadAhead(key: string, written: { present: boolean; value: unknown }): void {
+    if (this.slots.has(key)) return;
+    this.slots.set(key, {
+      // Deleted ahead means absent once that batch commits: version 0 is already known.
+      snapshotVersion: written.present ? aheadVersion : 0,
+      checked: false,
+      dirty: false,
+      present: written.present,
+      value: written.value,
+    });
+  }
+
+  /** What this batch wrote to `key`, for a batch layered on top of it; undefined if it did not write it. */
+  written(key: string): { present: boolean; value: unknown } | undefined {
+    const slot = this.slots.get(key);
+    return slot?.dirty ? { present: slot.present, value: slot.value } : undefined;
   }
 
   has(key: string): boolean {
@@ -92,10 +119,17 @@ export class WorkingSet {
     return this.ops;
   }
 
-  checks(): VersionCheck[] {
+  /** Version checks for the commit; `aheadRevision` is the revision the batch ahead committed at, if any. */
+  checks(aheadRevision?: number): VersionCheck[] {
     const checks: VersionCheck[] = [];
     for (const [key, slot] of this.slots) {
-      if (slot.checked) checks.push({ key, version: slot.snapshotVersion ?? 0 });
+      if (!slot.checked) continue;
+      let version = slot.snapshotVersion ?? 0;
+      if (version === aheadVersion) {
+        if (aheadRevision === undefined) throw new Error(`check on ${JSON.stringify(key)} needs the revision ahead`);
+        version = aheadRevision;
+      }
+      checks.push({ key, version });
     }
     return checks;
   }

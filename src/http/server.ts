@@ -34,10 +34,14 @@ export interface ServerDeps {
   apiKeys: ApiKeys;
   isReady: () => boolean;
   isClosing: () => boolean;
+  /** True while the process is too far behind to take more mutations (see load-shedder.ts). */
+  isShedding?: () => boolean;
   logger: FastifyBaseLogger;
   /** The breaker and etcd connection of a remote store, for the admin status endpoint. */
   admin?: Omit<AdminDeps, 'store'>;
 }
+
+const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Bodies are validated without coercion (`"qty":"1"` is a 400); query strings are text, so they are coerced. */
 function validators(): { body: Ajv; other: Ajv } {
@@ -112,6 +116,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (request.url.length > requestUriBytesMax)
       throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
     if (deps.isClosing()) throw new HttpProblem('not_ready', 'the service is shutting down');
+    if (mutatingMethods.has(request.method) && deps.isShedding?.()) {
+      deps.metrics.shed.inc({ reason: 'event_loop_lag' });
+      throw new HttpProblem('overloaded', 'the service is behind on requests; retry shortly');
+    }
     request.principal = deps.apiKeys.authenticate(request, request.routeOptions.config.role ?? 'none');
   });
   app.addHook('onSend', async (_request, reply, payload) => {

@@ -5,7 +5,9 @@
 // batches instead of being exceeded.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { checkLedger } from '../../src/check/ledger-check.ts';
+import { shedQueueWaitMsDefault } from '../../src/constants.ts';
 import { Engine, type EngineObserver } from '../../src/engine/engine.ts';
 import type { Operation, OperationResult } from '../../src/engine/operations.ts';
 import type { CommitResult, Store, VersionCheck, Write } from '../../src/store/contract.ts';
@@ -28,6 +30,8 @@ class FaultyStore implements Store {
   readonly kind = 'lmdb' as const;
   failNextCommits = 0;
   commits = 0;
+  /** While set, commits wait for it: a store that has stalled (a slow disk). */
+  stall: Promise<void> | undefined;
   readonly inner: LmdbStore;
   limits: Store['limits'];
   constructor(inner: LmdbStore, commitOpsMax?: number) {
@@ -43,6 +47,7 @@ class FaultyStore implements Store {
   async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
     assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'the engine exceeded commitOpsMax');
     this.commits++;
+    await this.stall;
     if (this.failNextCommits > 0) {
       this.failNextCommits--;
       throw new Error('injected: disk full');
@@ -121,6 +126,88 @@ describe('batching', () => {
     );
     assert.ok(results.every((r) => !r.ok && r.code === 'sold_out'));
     assert.equal(store.commits, commitsBefore, 'no commit for sold-out answers');
+    await store.close();
+  });
+});
+
+describe('pipeline: the next batch is decided while one commits', () => {
+  test('a batch decided on top of a commit that fails is decided again, not answered', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'layered', 5);
+    let release = () => {};
+    store.stall = new Promise((resolve) => {
+      release = resolve;
+    });
+    store.failNextCommits = 1;
+    // The first batch takes 3 of 5 units and stalls in its commit; the next batch is decided on top
+    // of it (2 units left, so one of these four gets insufficient_stock) and waits behind it.
+    const first = engine.submit('layered', reserveOp('first', 3));
+    await setTimeout(10);
+    const layered = Array.from({ length: 4 }, (_, i) => engine.submit('layered', reserveOp(`next${i}`)));
+    await setTimeout(10);
+    store.stall = undefined;
+    release();
+    const failed = await first;
+    assert.ok(!failed.ok && failed.code === 'store_unavailable', JSON.stringify(failed));
+    // With the first batch gone, all four fit the 5 units: they were decided again on the real state.
+    const results = await Promise.all(layered);
+    assert.equal(
+      count(results, (r) => r.ok),
+      4,
+      JSON.stringify(results),
+    );
+    assert.equal(engine.getSku('layered')?.reserved, 4);
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+
+  test('replies wait for their own commit: versions are the revisions that made them durable', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = engineOn(store);
+    await createSku(engine, 'ordered', 1_000);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => engine.submit('ordered', reserveOp(`u${i}`))),
+    );
+    const storeRevision = await store.revision();
+    for (const result of results) {
+      assert.ok(result.ok);
+      const order = result.body as { id: string; version: number };
+      const stored = await store.get(`order/${order.id}`);
+      assert.equal(stored?.version, order.version, 'the answered version is the stored one');
+      assert.ok(order.version <= storeRevision);
+    }
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+});
+
+describe('admission', () => {
+  test('a SKU whose oldest waiting request has waited past the bound sheds new ones; the accepted still commit', async () => {
+    const store = new FaultyStore(openStore());
+    const engine = new Engine(
+      store,
+      { reservationTtlMs: 60_000, idempotencyTtlMs: 60_000, shedQueueWaitMs: shedQueueWaitMsDefault },
+      quietObserver,
+    );
+    await createSku(engine, 'stalled', 100);
+    let release = () => {};
+    store.stall = new Promise((resolve) => {
+      release = resolve;
+    });
+    const inCommit = engine.submit('stalled', reserveOp('a'));
+    await setTimeout(10);
+    const waiting = engine.submit('stalled', reserveOp('b'));
+    await setTimeout(shedQueueWaitMsDefault * 2);
+    const shed = await engine.submit('stalled', reserveOp('c'));
+    assert.ok(!shed.ok && shed.code === 'overloaded', JSON.stringify(shed));
+    store.stall = undefined;
+    release();
+    assert.ok((await inCommit).ok);
+    assert.ok((await waiting).ok);
+    assert.equal(engine.getSku('stalled')?.reserved, 2, 'the shed request changed nothing');
+    assert.ok((await engine.submit('stalled', reserveOp('d'))).ok, 'admits again once the queue drains');
+    assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
 });

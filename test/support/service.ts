@@ -45,6 +45,9 @@ export async function startTestService(overrides: Partial<ServeConfig> = {}): Pr
       idempotencyTtlMs: idempotencyTtlMsDefault,
       sweepIntervalMs: 1_000,
       shutdownGraceMs: 5_000,
+      // Tests share a busy machine: shedding is off unless a test is about shedding.
+      shedQueueWaitMs: 0,
+      shedEventLoopLagMs: 0,
       logLevel: 'silent',
     }),
     ...overrides,
@@ -152,6 +155,11 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
       adminKey,
       '--client-keys',
       `${clientKey},${otherClientKey}`,
+      // Tests share a busy machine: shedding is off unless a test asks for it.
+      '--shed-queue-wait-ms',
+      '0',
+      '--shed-event-loop-lag-ms',
+      '0',
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
