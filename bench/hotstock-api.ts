@@ -57,8 +57,11 @@ export async function skuLedger(url: string, sku: string): Promise<SkuLedger> {
 }
 
 /** Runs `hotstock check` on a data directory (the server must be stopped); true when the ledger is exact. */
-export async function checkLedger(dataDir: string): Promise<{ exact: boolean; output: string }> {
-  const child = spawn(process.execPath, [hotstockScript, 'check', '--data-dir', dataDir], {
+export async function checkLedger(
+  dataDir: string,
+  extraArgs: string[] = [],
+): Promise<{ exact: boolean; output: string }> {
+  const child = spawn(process.execPath, [hotstockScript, 'check', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

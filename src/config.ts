@@ -6,6 +6,17 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   apiKeyLengthMin,
   apiKeysMax,
+  breakerConsecutiveFailuresDefault,
+  breakerFailureRateDefault,
+  breakerHalfOpenAfterMsDefault,
+  breakerHalfOpenAfterMsMax,
+  breakerHalfOpenAfterMsMin,
+  etcdEndpointsMax,
+  etcdKeyPrefixBytesMax,
+  etcdMaxTxnOpsDefault,
+  etcdMaxTxnOpsMax,
+  etcdMaxTxnOpsMin,
+  etcdQuotaBytesDefault,
   idempotencyTtlMsDefault,
   idempotencyTtlMsMax,
   idempotencyTtlMsMin,
@@ -23,9 +34,31 @@ import {
 
 export type Role = 'admin' | 'client';
 
+export interface EtcdConfig {
+  endpoints: readonly string[];
+  /** Namespace of every hotstock key in the cluster. */
+  prefix: string;
+  /** Refuse to start unless the cluster has exactly this many members (undefined: any). */
+  expectMembers: number | undefined;
+  /** The cluster's --max-txn-ops. */
+  maxTxnOps: number;
+  /** The cluster's --quota-backend-bytes, for the size report and warning. */
+  quotaBytes: number;
+  tls: { caFile: string; certFile?: string; keyFile?: string } | undefined;
+}
+
+export interface BreakerConfig {
+  consecutiveFailures: number;
+  failureRate: number;
+  halfOpenAfterMs: number;
+}
+
 export interface ServeConfig {
   store: 'lmdb' | 'etcd';
   dataDir: string;
+  /** Set when `store` is etcd. */
+  etcd: EtcdConfig | undefined;
+  breaker: BreakerConfig;
   host: string;
   port: number;
   apiKeys: ReadonlyMap<string, Role>;
@@ -54,6 +87,50 @@ function integer(flag: string, min: number, max: number): (value: string) => num
     }
     return parsed;
   };
+}
+
+function ratio(flag: string): (value: string) => number {
+  return (value) => {
+    const parsed = Number(value);
+    if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0 || parsed > 1) {
+      throw new InvalidArgumentError(`--${flag} must be a number above 0 and at most 1, got "${value}"`);
+    }
+    return parsed;
+  };
+}
+
+/** etcd client URLs: http(s)://host:port, comma-separated. */
+function endpointList(value: string): string[] {
+  const list = value
+    .split(',')
+    .map((endpoint) => endpoint.trim())
+    .filter((endpoint) => endpoint.length > 0);
+  if (list.length === 0 || list.length > etcdEndpointsMax) {
+    throw new InvalidArgumentError(`--etcd-endpoints must list 1 to ${etcdEndpointsMax} URLs, got "${value}"`);
+  }
+  for (const endpoint of list) {
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new InvalidArgumentError(`--etcd-endpoints: "${endpoint}" is not a URL like http://127.0.0.1:2379`);
+    }
+    if (!['http:', 'https:'].includes(url.protocol) || url.port === '' || url.pathname !== '/') {
+      throw new InvalidArgumentError(`--etcd-endpoints: "${endpoint}" must be http(s)://host:port`);
+    }
+  }
+  if (new Set(list).size !== list.length) throw new InvalidArgumentError('--etcd-endpoints lists an endpoint twice');
+  return list;
+}
+
+function keyPrefix(value: string): string {
+  const bytes = Buffer.byteLength(value);
+  if (bytes === 0 || bytes > etcdKeyPrefixBytesMax || !/^[\x21-\x7e]+$/.test(value)) {
+    throw new InvalidArgumentError(
+      `--etcd-prefix must be 1 to ${etcdKeyPrefixBytesMax} printable ASCII characters, got "${value}"`,
+    );
+  }
+  return value;
 }
 
 function keyList(flag: string): (value: string) => string[] {
@@ -130,6 +207,47 @@ export function addServeOptions(command: Command): Command {
         .default('info'),
     )
     .addOption(
+      option('etcd-endpoints', 'etcd client URLs, comma-separated (with --store etcd)').argParser(endpointList),
+    )
+    .addOption(
+      option('etcd-prefix', 'namespace of every hotstock key in etcd, so deployments can share a cluster')
+        .argParser(keyPrefix)
+        .default('hotstock/'),
+    )
+    .addOption(
+      option('etcd-expect-members', 'refuse to start unless the etcd cluster has exactly this many members').argParser(
+        integer('etcd-expect-members', 1, 99),
+      ),
+    )
+    .addOption(
+      option('etcd-max-txn-ops', "the cluster's --max-txn-ops (ops per transaction)")
+        .argParser(integer('etcd-max-txn-ops', etcdMaxTxnOpsMin, etcdMaxTxnOpsMax))
+        .default(etcdMaxTxnOpsDefault),
+    )
+    .addOption(
+      option('etcd-quota-bytes', "the cluster's --quota-backend-bytes, to report DB size against")
+        .argParser(integer('etcd-quota-bytes', 1024 * 1024, 64 * 1024 * 1024 * 1024))
+        .default(etcdQuotaBytesDefault),
+    )
+    .addOption(option('etcd-ca', 'CA certificate (PEM) for TLS to etcd'))
+    .addOption(option('etcd-cert', 'client certificate (PEM) for TLS to etcd'))
+    .addOption(option('etcd-key', 'client private key (PEM) for TLS to etcd'))
+    .addOption(
+      option('breaker-failures', 'consecutive failed etcd calls that open the circuit breaker')
+        .argParser(integer('breaker-failures', 1, 1_000))
+        .default(breakerConsecutiveFailuresDefault),
+    )
+    .addOption(
+      option('breaker-failure-rate', 'share of failed etcd calls over 10 s that opens the circuit breaker')
+        .argParser(ratio('breaker-failure-rate'))
+        .default(breakerFailureRateDefault),
+    )
+    .addOption(
+      option('breaker-half-open-ms', 'how long the open breaker waits before letting one probe through')
+        .argParser(integer('breaker-half-open-ms', breakerHalfOpenAfterMsMin, breakerHalfOpenAfterMsMax))
+        .default(breakerHalfOpenAfterMsDefault),
+    )
+    .addOption(
       new Option('--demo', 'seed a demo catalog into an empty store and use demo keys if none are set').env(
         'HOTSTOCK_DEMO',
       ),
@@ -152,6 +270,17 @@ interface RawServeOptions {
   shedEventLoopLagMs: number;
   logLevel: string;
   demo?: boolean;
+  etcdEndpoints?: string[];
+  etcdPrefix?: string;
+  etcdExpectMembers?: number;
+  etcdMaxTxnOps?: number;
+  etcdQuotaBytes?: number;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  breakerFailures?: number;
+  breakerFailureRate?: number;
+  breakerHalfOpenMs?: number;
 }
 
 function keysFromFile(path: string): { admin: string[]; client: string[] } {
@@ -192,13 +321,63 @@ function apiKeys(raw: RawServeOptions): Map<string, Role> {
   return keys;
 }
 
-export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
-  if (raw.store === 'etcd') {
-    throw new InvalidArgumentError('--store etcd: the etcd backend is not available in this version; use --store lmdb');
+function readable(flag: string, path: string): string {
+  try {
+    readFileSync(path);
+  } catch (error) {
+    throw new InvalidArgumentError(`--${flag} ${path}: ${(error as Error).message}`);
   }
+  return path;
+}
+
+function etcdConfig(raw: RawServeOptions): EtcdConfig | undefined {
+  const etcdOnly = ['etcdCa', 'etcdCert', 'etcdKey', 'etcdExpectMembers'] as const;
+  if (raw.store !== 'etcd') {
+    if (raw.etcdEndpoints !== undefined || etcdOnly.some((name) => raw[name] !== undefined)) {
+      throw new InvalidArgumentError('--etcd-* flags need --store etcd');
+    }
+    return undefined;
+  }
+  if (raw.etcdEndpoints === undefined) throw new InvalidArgumentError('--store etcd needs --etcd-endpoints');
+  if ((raw.etcdCert === undefined) !== (raw.etcdKey === undefined)) {
+    throw new InvalidArgumentError('--etcd-cert and --etcd-key go together');
+  }
+  if (raw.etcdCert !== undefined && raw.etcdCa === undefined) {
+    throw new InvalidArgumentError('--etcd-cert needs --etcd-ca (TLS to etcd)');
+  }
+  const https = raw.etcdEndpoints.filter((endpoint) => endpoint.startsWith('https:')).length;
+  if (https !== 0 && https !== raw.etcdEndpoints.length) {
+    throw new InvalidArgumentError('--etcd-endpoints mixes http and https');
+  }
+  if (https > 0 && raw.etcdCa === undefined) throw new InvalidArgumentError('https --etcd-endpoints need --etcd-ca');
+  if (https === 0 && raw.etcdCa !== undefined) throw new InvalidArgumentError('--etcd-ca needs https --etcd-endpoints');
+  return {
+    endpoints: raw.etcdEndpoints,
+    prefix: raw.etcdPrefix ?? 'hotstock/',
+    expectMembers: raw.etcdExpectMembers,
+    maxTxnOps: raw.etcdMaxTxnOps ?? etcdMaxTxnOpsDefault,
+    quotaBytes: raw.etcdQuotaBytes ?? etcdQuotaBytesDefault,
+    tls:
+      raw.etcdCa === undefined
+        ? undefined
+        : {
+            caFile: readable('etcd-ca', raw.etcdCa),
+            ...(raw.etcdCert ? { certFile: readable('etcd-cert', raw.etcdCert) } : {}),
+            ...(raw.etcdKey ? { keyFile: readable('etcd-key', raw.etcdKey) } : {}),
+          },
+  };
+}
+
+export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
   return Object.freeze({
     store: raw.store,
     dataDir: raw.dataDir,
+    etcd: etcdConfig(raw),
+    breaker: {
+      consecutiveFailures: raw.breakerFailures ?? breakerConsecutiveFailuresDefault,
+      failureRate: raw.breakerFailureRate ?? breakerFailureRateDefault,
+      halfOpenAfterMs: raw.breakerHalfOpenMs ?? breakerHalfOpenAfterMsDefault,
+    },
     host: raw.host,
     port: raw.port,
     apiKeys: apiKeys(raw),

@@ -106,6 +106,58 @@ export const lmdbMapSizeBytesDefault = 64 * 1024 * 1024 * 1024;
 export const lmdbCommitOpsMax = 65_536;
 /** One LMDB commit carries at most this many bytes of values. */
 export const lmdbCommitBytesMax = 256 * 1024 * 1024;
+// etcd (distributed mode). Every call to etcd has a deadline, so a dead
+// cluster turns into fast errors (and an open breaker), never a pile of hangs.
+/** etcd's default --max-txn-ops: compares, success ops and failure ops are each capped at this. */
+export const etcdMaxTxnOpsDefault = 128;
+/** `--etcd-max-txn-ops` accepts this range: the least still fits one operation's commit. */
+export const etcdMaxTxnOpsMin = 16;
+export const etcdMaxTxnOpsMax = 65_536;
+/** etcd's default --max-request-bytes (1.5 MiB). */
+export const etcdRequestBytesMax = 1.5 * 1024 * 1024;
+/**
+ * Keys and values one etcd commit may carry, as `commitBytes` counts them. The
+ * request also carries the namespace prefix on every key (twice for checked
+ * keys), compares and protobuf framing; the rest of the 1.5 MiB is their room.
+ */
+export const etcdCommitBytesMax = 1024 * 1024;
+/** A point read, getMany chunk or range page. */
+export const etcdReadTimeoutMs = 2_000;
+/** A conditional commit (one Txn), including the fsync on a quorum. */
+export const etcdCommitTimeoutMs = 5_000;
+/** Member list, status and alarm calls of the start-up checks and the admin status endpoint. */
+export const etcdStatusTimeoutMs = 2_000;
+/** Connecting to an endpoint. */
+export const etcdDialTimeoutMs = 2_000;
+/** A watch that lost its stream tries again after this long, growing to the max. */
+export const etcdWatchBackoffMsMin = 100;
+export const etcdWatchBackoffMsMax = 2_000;
+/** Attempts of one call across endpoints (a dead member is skipped by the next attempt). */
+export const etcdCallAttemptsMax = 3;
+/** Share of the backend quota above which start-up and the status endpoint warn. */
+export const etcdQuotaWarnRatio = 0.8;
+/** etcd's default --quota-backend-bytes (2 GiB). */
+export const etcdQuotaBytesDefault = 2 * 1024 * 1024 * 1024;
+/** Endpoints one hotstock instance may be given. */
+export const etcdEndpointsMax = 16;
+/** The namespace prefix every hotstock key carries in etcd. */
+export const etcdKeyPrefixBytesMax = 256;
+
+// Circuit breaker around the etcd backend.
+/** Consecutive failed calls that open the breaker. */
+export const breakerConsecutiveFailuresDefault = 5;
+/** Failure rate over the sampling window that opens the breaker (with enough calls). */
+export const breakerFailureRateDefault = 0.5;
+export const breakerWindowMs = 10_000;
+/** Calls per second the window must see before the failure rate counts. */
+export const breakerMinimumRps = 5;
+/** How long the breaker stays open before one half-open probe may pass. */
+export const breakerHalfOpenAfterMsDefault = 2_000;
+export const breakerHalfOpenAfterMsMin = 100;
+export const breakerHalfOpenAfterMsMax = 300_000;
+/** After a version conflict a writer waits up to this long (randomised) before re-deciding. */
+export const commitConflictBackoffMsMax = 5;
+
 // Checks plus writes each operation adds to a batch's commit. A batch stops
 // before the next operation could push it past the store's commitOpsMax.
 /** Reservation: per-user counter (check + put), order, two order indexes, expiry entry. */
@@ -182,6 +234,12 @@ assert.ok(
   batchOpsMax * (reserveOpsMax + idempotencyOpsMax) + skuRecordOpsMax <= lmdbCommitOpsMax,
   'a full batch of reservations fits one LMDB commit',
 );
+assert.ok(etcdCommitBytesMax < etcdRequestBytesMax, 'an etcd commit leaves room for prefixes and framing');
+assert.ok(
+  reserveOpsMax + idempotencyOpsMax + skuRecordOpsMax <= etcdMaxTxnOpsMin,
+  'one reservation fits the smallest etcd transaction hotstock accepts',
+);
+assert.ok(breakerHalfOpenAfterMsDefault >= breakerHalfOpenAfterMsMin);
 assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable within the scan bound');
 assert.ok(reservationTtlMsDefault >= reservationTtlMsMin && reservationTtlMsDefault <= reservationTtlMsMax);
 assert.ok(idempotencyTtlMsDefault >= idempotencyTtlMsMin && idempotencyTtlMsDefault <= idempotencyTtlMsMax);

@@ -29,6 +29,8 @@ export const errorCatalogue = {
   initial_stock_not_allowed: { status: 422, title: 'initialStock only applies when creating; use adjustments' },
   overloaded: { status: 503, title: 'Too many requests are waiting; retry shortly' },
   store_unavailable: { status: 503, title: 'The store could not commit; retry shortly' },
+  backend_unavailable: { status: 503, title: 'The storage backend is unreachable; retry shortly' },
+  backend_no_space: { status: 503, title: 'The storage backend is out of space' },
   not_ready: { status: 503, title: 'Service is starting or shutting down' },
   internal_error: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

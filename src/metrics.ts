@@ -1,6 +1,7 @@
 // Prometheus instruments, one registry per server so tests can run several.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Operation, OperationResult } from './engine/operations.ts';
+import type { BackendBreaker, BreakerState } from './store/backend-breaker.ts';
 
 /** Latency buckets in seconds: sub-millisecond fsyncs up to multi-second stalls. */
 const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -91,4 +92,35 @@ export class Metrics {
   storeFailed(): void {
     this.storeFailures.inc();
   }
+
+  readonly breakerState = new Gauge({
+    name: 'hotstock_backend_breaker_state',
+    help: 'Circuit breaker around the storage backend: 1 on the current state (closed, open, half-open, isolated)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly breakerOpened = new Counter({
+    name: 'hotstock_backend_breaker_opened_total',
+    help: 'Times the circuit breaker around the storage backend opened',
+    registers: [this.registry],
+  });
+  readonly feedGaps = new Counter({
+    name: 'hotstock_change_feed_gaps_total',
+    help: 'Times the change feed lost commits (etcd compaction) and the engine re-warmed every SKU',
+    registers: [this.registry],
+  });
+
+  /** Follows a breaker's state; every state is exported so a dashboard can plot each. */
+  watchBreaker(breaker: BackendBreaker): void {
+    const show = (current: BreakerState) => {
+      for (const state of breakerStates) this.breakerState.set({ state }, state === current ? 1 : 0);
+    };
+    show(breaker.state);
+    breaker.onStateChange((state) => {
+      if (state === 'open') this.breakerOpened.inc();
+      show(state);
+    });
+  }
 }
+
+const breakerStates: readonly BreakerState[] = ['closed', 'open', 'half-open', 'isolated'];

@@ -9,9 +9,13 @@ import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { ApiKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
+import type { AdminDeps } from './http/routes-admin.ts';
 import { buildServer } from './http/server.ts';
 import { Metrics } from './metrics.ts';
+import { BackendBreaker } from './store/backend-breaker.ts';
 import type { Store } from './store/contract.ts';
+import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
+import { assertClusterFit } from './store/etcd-topology.ts';
 import { LmdbStore } from './store/lmdb-store.ts';
 
 export interface Service {
@@ -36,6 +40,61 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
       metrics.storeFailed();
       log.error({ err: error }, 'store commit failed; the batch was answered 503');
     },
+    feedGapped: (gap, rewarmError) => {
+      metrics.feedGaps.inc();
+      if (rewarmError === undefined) log.warn({ gap }, 'change feed lost commits; every SKU was re-warmed');
+      else log.error({ gap, err: rewarmError }, 'change feed lost commits and re-warming failed');
+    },
+  };
+}
+
+interface OpenedStore {
+  store: Store;
+  admin: Omit<AdminDeps, 'store'>;
+}
+
+/**
+ * The configured store. For etcd: check the cluster first (refuse a pseudo
+ * cluster, a wrong member count or a NOSPACE alarm; warn about unreachable
+ * endpoints and a nearly full quota), then put every call behind the breaker.
+ */
+async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Metrics): Promise<OpenedStore> {
+  if (config.store === 'lmdb' || config.etcd === undefined) {
+    return { store: new LmdbStore({ dataDir: config.dataDir }), admin: { breaker: undefined, etcd: undefined } };
+  }
+  const etcd = config.etcd;
+  const connection = { endpoints: etcd.endpoints, ...(etcd.tls ? { tls: etcd.tls } : {}) };
+  const report = await assertClusterFit(connection, { expectMembers: etcd.expectMembers, quotaBytes: etcd.quotaBytes });
+  for (const warning of report.warnings) log.warn(warning);
+  log.info(
+    {
+      endpoints: etcd.endpoints,
+      members: report.members.map((member) => member.name),
+      dbSizeBytes: report.dbSizeBytes,
+      quotaBytes: report.quotaBytes,
+    },
+    'etcd cluster checked',
+  );
+  const breaker = new BackendBreaker({
+    ...config.breaker,
+    // Out of space is the backend answering, not failing: it gets its own error, not an open breaker.
+    counts: (error) => !isNoSpaceError(error) && !(error instanceof Error && isNoSpaceError(error.cause)),
+  });
+  breaker.onStateChange((state) => log.warn({ state }, `etcd circuit breaker ${state}`));
+  metrics.watchBreaker(breaker);
+  const store = new EtcdStore({
+    client: createEtcdClient(connection),
+    ownsClient: true,
+    prefix: etcd.prefix,
+    maxTxnOps: etcd.maxTxnOps,
+    breaker,
+  });
+  return {
+    store,
+    admin: {
+      breaker,
+      etcd: { connection, prefix: etcd.prefix, expectMembers: etcd.expectMembers, quotaBytes: etcd.quotaBytes },
+    },
   };
 }
 
@@ -51,9 +110,9 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
 }
 
 export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
-  const store = new LmdbStore({ dataDir: config.dataDir });
   const metrics = new Metrics();
   const log = pino({ level: config.logLevel });
+  const { store, admin } = await openStore(config, log, metrics);
   const engine = new Engine(
     store,
     {
@@ -81,6 +140,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     isClosing: () => closingStarted,
     isShedding: () => shedder.shedding,
     logger: log,
+    admin,
   });
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
     app.log.error({ err: error }, 'sweep failed'),

@@ -2,6 +2,7 @@
 import type { BenchScenario } from '../scenario.ts';
 import { batchScenario } from './batch.ts';
 import { catalogScenario } from './catalog.ts';
+import { etcdScenario } from './etcd.ts';
 import { flashSaleScenario } from './flash-sale.ts';
 import { migrateScenario } from './migrate.ts';
 import { overloadScenario } from './overload.ts';
@@ -15,5 +16,6 @@ export const scenarios: BenchScenario[] = [
   catalogScenario,
   overloadScenario,
   scaleScenario,
+  etcdScenario,
   migrateScenario,
 ];

@@ -2,6 +2,8 @@
 import { type Command, Option } from 'commander';
 import { addServeOptions, demoKeys, serveConfig } from '../config.ts';
 import { startService } from '../service.ts';
+import { StoreFailure } from '../store/contract.ts';
+import { TopologyError } from '../store/etcd-topology.ts';
 import { type CpuProfiler, startCpuProfile } from './cpu-profile.ts';
 
 export function serveCommand(program: Command): void {
@@ -52,6 +54,8 @@ function startFailure(error: unknown, config: { host: string; port: number; data
   if (code === 'EADDRINUSE') return `${config.host}:${config.port} is already in use (choose another --port)`;
   if (code === 'EADDRNOTAVAIL') return `--host ${config.host} is not an address of this machine`;
   if (code === 'EACCES') return `permission denied (--port ${config.port}, --data-dir ${config.dataDir})`;
+  // The cluster is not what was configured, or etcd cannot serve: the message is the whole story.
+  if (error instanceof TopologyError || error instanceof StoreFailure) return error.message;
   return (error as Error).stack ?? String(error);
 }
 

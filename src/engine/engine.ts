@@ -6,7 +6,7 @@
 import { engineQueueDepthMax, scanPageEntries, skusMax } from '../constants.ts';
 import { available } from '../domain/ledger.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
-import type { Store } from '../store/contract.ts';
+import type { ChangeFeedGap, Store } from '../store/contract.ts';
 import { scanPrefix } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 import { checkIdempotency, type DecideContext, type IdempotencyRecord } from './decide.ts';
@@ -35,6 +35,8 @@ export interface EngineObserver {
   batchCommitted(batchSize: number, commitMs: number): void;
   operationDecided(op: Operation, result: OperationResult): void;
   storeFailed(error: unknown): void;
+  /** The change feed lost commits; the engine re-warms every SKU from the store. */
+  feedGapped?(gap: ChangeFeedGap, rewarmError?: unknown): void;
 }
 
 export class Engine {
@@ -196,15 +198,38 @@ export class Engine {
    * arrive here too, change nothing.
    */
   followStore(): () => void {
-    return this.store.subscribe((change) => {
-      for (const write of change.writes) {
-        if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
-        const record = write.value as SkuRecord;
-        const writer = this.writers.get(record.sku);
-        if (writer === undefined) this.addWriter(record.sku, { record, version: change.revision });
-        else writer.observe(record, change.revision);
+    return this.store.subscribe(
+      (change) => {
+        for (const write of change.writes) {
+          if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
+          this.observeSku(write.value as SkuRecord, change.revision);
+        }
+      },
+      (gap) => void this.rewarm(gap),
+    );
+  }
+
+  private observeSku(record: SkuRecord, version: number): void {
+    const writer = this.writers.get(record.sku);
+    if (writer === undefined) this.addWriter(record.sku, { record, version });
+    else writer.observe(record, version);
+  }
+
+  /**
+   * The feed skipped commits (etcd compacted them before this instance saw
+   * them): read every SKU again, so no warm state stays older than the store.
+   * A writer keeps whichever of its state and the store's is newer.
+   */
+  private async rewarm(gap: ChangeFeedGap): Promise<void> {
+    try {
+      for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
+        for (const entry of page) this.observeSku(entry.value, entry.version);
       }
-    });
+      this.observer.feedGapped?.(gap);
+    } catch (error) {
+      // Warm state older than the store only costs a conflict and a reload on the next commit.
+      this.observer.feedGapped?.(gap, error);
+    }
   }
 
   /** Stops taking new work and waits for every queued operation to be answered. */

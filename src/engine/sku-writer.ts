@@ -5,10 +5,17 @@
 // A failed commit leaves the warm state untouched (the rollback), a version
 // conflict reloads the SKU and decides the batch again.
 import assert from 'node:assert/strict';
-import { batchOpsMax, commitConflictRetriesMax, skuQueueDepthMax, writeBytesMax } from '../constants.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  batchOpsMax,
+  commitConflictBackoffMsMax,
+  commitConflictRetriesMax,
+  skuQueueDepthMax,
+  writeBytesMax,
+} from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
-import type { CommitResult, Store } from '../store/contract.ts';
+import { type CommitResult, type Store, StoreFailure } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 import { type DecideContext, type Decision, decide, firstReadKeys, opsUpperBound, secondReadKeys } from './decide.ts';
 import type { Operation, OperationResult } from './operations.ts';
@@ -60,6 +67,12 @@ interface InFlight extends Prepared {
 
 /** The outcome of a batch that wrote nothing: it is answered once the batches ahead of it have landed. */
 const noCommit: CommitResult = { ok: true, revision: 0 };
+
+/** A store failure's answer: its own code when the store gave one (breaker open, out of space). */
+function storeFailed(error: unknown, detail: string): OperationResult {
+  if (error instanceof StoreFailure) return rejected(error.code, error.message);
+  return rejected('store_unavailable', detail);
+}
 
 export class SkuWriter {
   readonly skuId: string;
@@ -147,7 +160,7 @@ export class SkuWriter {
       ws = await this.snapshot(batch, ahead?.ws);
     } catch (error) {
       this.hooks.storeFailed(error);
-      this.answerAll(batch, rejected('store_unavailable', 'the store could not be read for this batch'));
+      this.answerAll(batch, storeFailed(error, 'the store could not be read for this batch'));
       return undefined;
     }
     const ctx = this.hooks.context();
@@ -187,13 +200,21 @@ export class SkuWriter {
     if ('error' in outcome) {
       // The warm state was never touched, so failing the batch is the whole rollback.
       this.hooks.storeFailed(outcome.error);
-      this.answerAll(ahead.batch, rejected('store_unavailable', 'the store could not commit this batch'));
+      this.answerAll(ahead.batch, storeFailed(outcome.error, 'the store could not commit this batch'));
       if (next) this.requeue(next.batch, false);
       return undefined;
     }
     if (!outcome.ok) {
       this.requeue([...ahead.batch, ...(next?.batch ?? [])], true);
-      await this.reload();
+      // Another instance committed this SKU: give it a moment (randomised, so two
+      // instances do not keep colliding in step), then reload and decide again.
+      await sleep(Math.random() * commitConflictBackoffMsMax);
+      try {
+        await this.reload();
+      } catch (error) {
+        // The stale state costs another conflict, which the retry bound counts.
+        this.hooks.storeFailed(error);
+      }
       return undefined;
     }
     if (ahead.writes) {

@@ -22,6 +22,7 @@ import {
   installMethodNotAllowed,
   installProblemHandlers,
 } from './problem.ts';
+import { type AdminDeps, adminRoutes } from './routes-admin.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
@@ -36,6 +37,8 @@ export interface ServerDeps {
   /** True while the process is too far behind to take more mutations (see load-shedder.ts). */
   isShedding?: () => boolean;
   logger: FastifyBaseLogger;
+  /** The breaker and etcd connection of a remote store, for the admin status endpoint. */
+  admin?: Omit<AdminDeps, 'store'>;
 }
 
 const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -134,6 +137,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   skuRoutes(app, deps.engine, deps.store);
   orderRoutes(app, deps.engine, deps.store);
   opsRoutes(app, deps.metrics, deps.isReady);
+  adminRoutes(app, { store: deps.store, breaker: deps.admin?.breaker, etcd: deps.admin?.etcd });
   installMethodNotAllowed(app, routes);
   return app;
 }

@@ -41,6 +41,41 @@ export interface CommittedChange {
 
 export type ChangeListener = (change: CommittedChange) => void;
 
+/**
+ * The change feed could not deliver some commits and never will (etcd
+ * compacted the revisions the feed was about to resume from). The feed goes
+ * on after the gap; a subscriber that keeps state from it must reload it.
+ */
+export interface ChangeFeedGap {
+  /** The first revision the feed could not deliver. */
+  fromRevision: number;
+  /** The feed resumes after this revision. */
+  resumedAfterRevision: number;
+  reason: string;
+}
+
+export type GapListener = (gap: ChangeFeedGap) => void;
+
+/** Codes (from the error catalogue) a store failure can carry to the client. */
+export type StoreFailureCode = 'backend_unavailable' | 'backend_no_space';
+
+/**
+ * A store failure the client should hear about precisely: the backend is
+ * unreachable (or its breaker is open), or it is out of space. Any other
+ * rejection from a store is reported as `store_unavailable`.
+ */
+export class StoreFailure extends Error {
+  readonly code: StoreFailureCode;
+  readonly retryAfterSeconds: number;
+
+  constructor(code: StoreFailureCode, message: string, retryAfterSeconds: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StoreFailure';
+    this.code = code;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 export interface StoreLimits {
   /** Checks plus writes one commit may carry (etcd: 128 ops per txn). */
   commitOpsMax: number;
@@ -66,9 +101,11 @@ export interface Store {
   /**
    * Calls `listener` for every commit after this call, in revision order,
    * once it is durable, including commits made by other processes where the
-   * backend can see them. Returns the function that stops the feed.
+   * backend can see them. When the backend loses commits the feed cannot
+   * deliver (a compacted etcd revision), `onGap` hears of it before the feed
+   * goes on. Returns the function that stops the feed.
    */
-  subscribe(listener: ChangeListener): () => void;
+  subscribe(listener: ChangeListener, onGap?: GapListener): () => void;
   close(): Promise<void>;
 }
 

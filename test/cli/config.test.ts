@@ -123,6 +123,32 @@ const refusals: RefusalCase[] = [
     env: { HOTSTOCK_PORT: 'abc' },
     names: [/--port\b/, /HOTSTOCK_PORT/],
   },
+  { name: '--store etcd without endpoints', overrides: { '--store': 'etcd' }, names: [/--etcd-endpoints\b/] },
+  {
+    name: '--etcd-endpoints that is not a URL',
+    overrides: { '--store': 'etcd', '--etcd-endpoints': 'etcd-host' },
+    names: [/--etcd-endpoints\b/, /etcd-host/],
+  },
+  {
+    name: '--etcd-expect-members 0',
+    overrides: { '--store': 'etcd', '--etcd-endpoints': 'http://127.0.0.1:1', '--etcd-expect-members': '0' },
+    names: [/--etcd-expect-members\b/],
+  },
+  {
+    name: '--etcd-cert without --etcd-key',
+    overrides: { '--store': 'etcd', '--etcd-endpoints': 'http://127.0.0.1:1', '--etcd-cert': '/etc/hostname' },
+    names: [/--etcd-cert\b/, /--etcd-key\b/],
+  },
+  {
+    name: '--breaker-failure-rate 2',
+    overrides: { '--breaker-failure-rate': '2' },
+    names: [/--breaker-failure-rate\b/],
+  },
+  {
+    name: 'a bad env twin HOTSTOCK_BREAKER_HALF_OPEN_MS=5',
+    env: { HOTSTOCK_BREAKER_HALF_OPEN_MS: '5' },
+    names: [/--breaker-half-open-ms\b/],
+  },
   {
     name: 'a bad env twin HOTSTOCK_RESERVATION_TTL_MS=5',
     env: { HOTSTOCK_RESERVATION_TTL_MS: '5' },
@@ -254,6 +280,17 @@ describe('hotstock serve configuration', () => {
       'shutdown-grace-ms',
       'log-level',
       'demo',
+      'etcd-endpoints',
+      'etcd-prefix',
+      'etcd-expect-members',
+      'etcd-max-txn-ops',
+      'etcd-quota-bytes',
+      'etcd-ca',
+      'etcd-cert',
+      'etcd-key',
+      'breaker-failures',
+      'breaker-failure-rate',
+      'breaker-half-open-ms',
     ];
     const text = run.output.replace(/\s+/g, ' ');
     for (const flag of flags) {

@@ -2,8 +2,9 @@
 // multi-member clusters on free loopback ports, each member in its own
 // temporary data directory. Members can be killed and started again, so tests
 // can take a member (or the leader, or all of them) away mid-load.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,8 +36,19 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
+/** PEM files for TLS between clients and etcd (see `makeTestCertificates`). */
+export interface EtcdTlsFiles {
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+}
+
 export interface EtcdClusterOptions {
   size?: number;
+  /** Serve clients over TLS and require a client certificate signed by the CA. */
+  tls?: EtcdTlsFiles;
   /** etcd's --quota-backend-bytes (default: etcd's own 2 GiB). */
   quotaBackendBytes?: number;
   extraArgs?: string[];
@@ -62,7 +74,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
   for (let i = 0; i < size; i++) {
     members.push({
       name: `member-${i}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${await freePort()}`,
       peerUrl: `http://127.0.0.1:${await freePort()}`,
       dataDir: mkdtempSync(join(tmpdir(), `hotstock-etcd-${i}-`)),
       process: undefined,
@@ -82,6 +94,14 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
     '--initial-cluster-state=new',
     '--log-level=error',
     ...(options.quotaBackendBytes ? [`--quota-backend-bytes=${options.quotaBackendBytes}`] : []),
+    ...(options.tls
+      ? [
+          `--cert-file=${options.tls.serverCertFile}`,
+          `--key-file=${options.tls.serverKeyFile}`,
+          `--trusted-ca-file=${options.tls.caFile}`,
+          '--client-cert-auth',
+        ]
+      : []),
     ...(options.extraArgs ?? []),
   ];
 
@@ -96,7 +116,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
     // Members of a new cluster only become healthy together, so a multi-member
     // start waits for health after launching every member.
     if (size === 1 || members.every((other) => other.process)) {
-      await Promise.all(members.map((other) => waitHealthy(other, () => stderr)));
+      await Promise.all(members.map((other) => waitHealthy(other, () => stderr, options.tls)));
     }
   };
 
@@ -129,7 +149,38 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
   return cluster;
 }
 
-async function waitHealthy(member: EtcdMember, stderr: () => string): Promise<void> {
+/** GET /health over TLS with the test client certificate. */
+function tlsHealth(url: string, tls: EtcdTlsFiles): Promise<{ health?: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      url,
+      {
+        ca: readFileSync(tls.caFile),
+        cert: readFileSync(tls.clientCertFile),
+        key: readFileSync(tls.clientKeyFile),
+        timeout: 1_000,
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        response.on('end', () => {
+          try {
+            resolve(JSON.parse(body) as { health?: string });
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('health timeout')));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+async function waitHealthy(member: EtcdMember, stderr: () => string, tls?: EtcdTlsFiles): Promise<void> {
   const deadline = Date.now() + memberStartTimeoutMs;
   while (Date.now() < deadline) {
     const child = member.process;
@@ -137,8 +188,11 @@ async function waitHealthy(member: EtcdMember, stderr: () => string): Promise<vo
       throw new Error(`etcd ${member.name} exited (${child.exitCode ?? child.signalCode}): ${stderr()}`);
     }
     try {
-      const response = await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
-      const body = (await response.json()) as { health?: string };
+      const body = tls
+        ? await tlsHealth(`${member.clientUrl}/health`, tls)
+        : ((await (await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) })).json()) as {
+            health?: string;
+          });
       if (body.health === 'true') return;
     } catch {
       // not listening yet
@@ -168,4 +222,50 @@ async function leaderIndex(members: EtcdMember[]): Promise<number> {
   const leader = statuses.find((status) => status.self === status.leader);
   if (!leader) throw new Error('no running etcd member reports itself as leader');
   return leader.index;
+}
+
+/**
+ * A throwaway CA, a server certificate for 127.0.0.1 and a client certificate,
+ * made with openssl in `dir`.
+ */
+export function makeTestCertificates(dir: string): EtcdTlsFiles {
+  const file = (name: string) => `${dir}/${name}`;
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  openssl(
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=hotstock-test-ca'].concat([
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.crt'),
+    ]),
+  );
+  const leaf = (name: string, extensions: string) => {
+    writeFileSync(file(`${name}.ext`), extensions);
+    openssl(
+      ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', file(`${name}.key`)].concat([
+        '-out',
+        file(`${name}.csr`),
+      ]),
+    );
+    openssl(
+      ['x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.crt'), '-CAkey', file('ca.key')].concat([
+        '-CAcreateserial',
+        '-days',
+        '1',
+        '-extfile',
+        file(`${name}.ext`),
+        '-out',
+        file(`${name}.crt`),
+      ]),
+    );
+  };
+  leaf('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  leaf('client', 'extendedKeyUsage=clientAuth\n');
+  return {
+    caFile: file('ca.crt'),
+    serverCertFile: file('server.crt'),
+    serverKeyFile: file('server.key'),
+    clientCertFile: file('client.crt'),
+    clientKeyFile: file('client.key'),
+  };
 }

@@ -195,9 +195,17 @@ export async function killIfRunning(server: ServerProcess | undefined): Promise<
   }
 }
 
-/** Runs `hotstock check` on a data dir and returns its exit code and output. */
-export async function runCheck(dataDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [mainScript, 'check', '--data-dir', dataDir], {
+/** The flags that put a spawned `hotstock serve` (or `check`) on an etcd cluster, under its own namespace. */
+export function etcdArgs(endpoints: readonly string[], prefix: string, extra: string[] = []): string[] {
+  return ['--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix, ...extra];
+}
+
+/** Runs `hotstock check` on a data dir (plus any flags, e.g. `etcdArgs`) and returns its exit code and output. */
+export async function runCheck(
+  dataDir: string,
+  extraArgs: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [mainScript, 'check', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

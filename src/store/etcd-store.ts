@@ -1,0 +1,453 @@
+// The distributed store: the store contract on an etcd v3 cluster through the
+// `etcd3` client.
+//
+// - Every hotstock key lives under a namespace prefix (`--etcd-prefix`), so
+//   several deployments can share a cluster. etcd orders keys by bytes, and a
+//   key is the prefix followed by its UTF-8 bytes, so ranges come out in the
+//   contract's UTF-8 byte order.
+// - A commit is one Txn: each version check is a `mod_revision` compare (0
+//   means absent: etcd compares an absent key's mod_revision as 0), the writes
+//   are the success branch, and the failure branch reads the checked keys so
+//   a conflict names exactly the keys that moved. A commit is never split:
+//   one that does not fit etcd's limits is refused whole.
+// - The store revision is etcd's header revision; an entry's version is its
+//   mod_revision. etcd fsyncs its log on a quorum before it answers.
+// - The change feed is one etcd watch over the prefix. It resumes from the
+//   last delivered revision after the stream breaks; when etcd has compacted
+//   that revision the feed reports a gap (the subscriber reloads) and goes on.
+// - Every call has a deadline from constants.ts and, when a breaker is given,
+//   runs through it, so a dead cluster becomes fast `backend_unavailable`.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  isBrokenCircuitError,
+  retry,
+} from 'cockatiel';
+import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, isRecoverableError, type Watcher } from 'etcd3';
+import {
+  etcdCallAttemptsMax,
+  etcdCommitBytesMax,
+  etcdCommitTimeoutMs,
+  etcdDialTimeoutMs,
+  etcdReadTimeoutMs,
+  etcdRequestBytesMax,
+  etcdStatusTimeoutMs,
+  etcdWatchBackoffMsMax,
+  etcdWatchBackoffMsMin,
+  retryAfterSeconds,
+} from '../constants.ts';
+import type { BackendBreaker } from './backend-breaker.ts';
+import {
+  type ChangeListener,
+  type CommitResult,
+  type CommittedChange,
+  type Entry,
+  type GapListener,
+  type RangeQuery,
+  type Store,
+  StoreFailure,
+  type StoreLimits,
+  type VersionCheck,
+  type Write,
+} from './contract.ts';
+
+export interface EtcdTls {
+  caFile: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface EtcdConnection {
+  endpoints: readonly string[];
+  tls?: EtcdTls;
+}
+
+type EtcdFaultHandling = NonNullable<IOptions['faultHandling']>;
+type EtcdPolicy = NonNullable<EtcdFaultHandling['global']>;
+type EtcdBackoff = NonNullable<EtcdFaultHandling['watchBackoff']>;
+
+/**
+ * Errors worth another member or a later attempt. etcd3 counts RESOURCE_EXHAUSTED
+ * as one, but out of space is the cluster's answer, the same on every member.
+ */
+function recoverable(error: unknown): boolean {
+  return error instanceof Error && isRecoverableError(error) && !isNoSpaceError(error);
+}
+
+/** How long a member that failed calls is skipped before it is tried again. */
+const hostHalfOpenAfterMs = 1_000;
+/** Consecutive failures that make the client skip one member. */
+const hostConsecutiveFailures = 2;
+
+/**
+ * An etcd3 client with every option stated: dial timeout, TLS, and fault
+ * handling. A call that fails on one member is retried on another (bounded by
+ * `etcdCallAttemptsMax`, within the call's own deadline); a member that keeps
+ * failing is skipped for a while. The watch reconnects with a bounded backoff.
+ */
+export function createEtcdClient(connection: EtcdConnection): Etcd3 {
+  const tls = connection.tls;
+  return new Etcd3({
+    hosts: [...connection.endpoints],
+    dialTimeout: etcdDialTimeoutMs,
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: readFileSync(tls.caFile),
+            ...(tls.keyFile ? { privateKey: readFileSync(tls.keyFile) } : {}),
+            ...(tls.certFile ? { certChain: readFileSync(tls.certFile) } : {}),
+          },
+        }
+      : {}),
+    // etcd3 bundles an older cockatiel; its pool only calls `execute`, which these policies share.
+    faultHandling: {
+      global: retry(handleWhen(recoverable), { maxAttempts: etcdCallAttemptsMax - 1 }) as unknown as EtcdPolicy,
+      host: () =>
+        circuitBreaker(handleWhen(recoverable), {
+          halfOpenAfter: hostHalfOpenAfterMs,
+          breaker: new ConsecutiveBreaker(hostConsecutiveFailures),
+        }) as unknown as EtcdPolicy,
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: etcdWatchBackoffMsMin,
+        maxDelay: etcdWatchBackoffMsMax,
+      }) as unknown as EtcdBackoff,
+    },
+  });
+}
+
+/** etcd's answer when its backend quota is used up and the NOSPACE alarm is raised. */
+export function isNoSpaceError(error: unknown): boolean {
+  return error instanceof Error && /database space exceeded|NOSPACE/i.test(error.message);
+}
+
+/** Maps an etcd failure onto the store's failure codes; anything else passes through. */
+function storeFailureOf(error: unknown): unknown {
+  if (error instanceof StoreFailure) return error;
+  if (isNoSpaceError(error)) {
+    return new StoreFailure(
+      'backend_no_space',
+      'etcd is out of space (NOSPACE alarm): compact and defragment it, or raise --quota-backend-bytes, then disarm the alarm',
+      retryAfterSeconds,
+      { cause: error },
+    );
+  }
+  // etcd3 skips members whose own breaker is open; with every member skipped, the call fails that way.
+  if (
+    error instanceof Error &&
+    (isRecoverableError(error) || isBrokenCircuitError(error) || /deadline|unavailable|no leader/i.test(error.message))
+  ) {
+    return new StoreFailure('backend_unavailable', `etcd did not answer: ${error.message}`, retryAfterSeconds, {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+export interface EtcdStoreOptions {
+  client: Etcd3;
+  /** Closed with the store. */
+  ownsClient: boolean;
+  /** Namespace of every key; must not be empty. */
+  prefix: string;
+  /** The cluster's --max-txn-ops (etcd's default is 128). */
+  maxTxnOps: number;
+  breaker?: BackendBreaker;
+}
+
+interface Subscriber {
+  listener: ChangeListener;
+  onGap: GapListener | undefined;
+  /** Deliveries before this revision happened before the subscription. */
+  fromRevision: number;
+}
+
+function deadline(timeoutMs: number): { deadline: number } {
+  return { deadline: Date.now() + timeoutMs };
+}
+
+export class EtcdStore implements Store {
+  readonly kind = 'etcd' as const;
+  readonly limits: StoreLimits;
+  readonly prefix: string;
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
+  private readonly prefixBytes: Buffer;
+  private readonly maxTxnOps: number;
+  private readonly breaker: BackendBreaker | undefined;
+  private readonly subscribers = new Set<Subscriber>();
+  private watcher: Watcher | undefined;
+  /** The highest revision any answer from etcd has shown this store. */
+  private seenRevision = 0;
+  /** The last revision the feed delivered (or skipped past, for revisions with none of our keys). */
+  private feedRevision = 0;
+  private closed = false;
+
+  constructor(options: EtcdStoreOptions) {
+    assert.ok(options.prefix.length > 0, 'the etcd key prefix must not be empty');
+    this.client = options.client;
+    this.ownsClient = options.ownsClient;
+    this.prefix = options.prefix;
+    this.prefixBytes = Buffer.from(options.prefix, 'utf8');
+    this.maxTxnOps = options.maxTxnOps;
+    this.breaker = options.breaker;
+    // etcd caps compares, success ops and failure ops at max-txn-ops each (the
+    // failure branch holds one read per check). Checks + writes within it keeps
+    // every one of them within it.
+    this.limits = { commitOpsMax: options.maxTxnOps, commitBytesMax: etcdCommitBytesMax };
+  }
+
+  private key(key: string): Buffer {
+    return Buffer.concat([this.prefixBytes, Buffer.from(key, 'utf8')]);
+  }
+
+  private unkey(raw: Buffer): string {
+    assert.ok(raw.subarray(0, this.prefixBytes.length).equals(this.prefixBytes), 'key outside the namespace');
+    return raw.subarray(this.prefixBytes.length).toString('utf8');
+  }
+
+  private entry<V>(kv: IKeyValue): Entry<V> {
+    const version = Number(kv.mod_revision);
+    assert.ok(Number.isSafeInteger(version) && version > 0, 'etcd entry without a revision');
+    return { key: this.unkey(kv.key), value: JSON.parse(kv.value.toString('utf8')) as V, version };
+  }
+
+  private see(revision: string | number): number {
+    const value = Number(revision);
+    if (value > this.seenRevision) this.seenRevision = value;
+    return value;
+  }
+
+  /** Runs one etcd call through the breaker, with etcd failures mapped to store failures. */
+  private async call<T>(body: () => Promise<T>): Promise<T> {
+    const mapped = async () => {
+      try {
+        return await body();
+      } catch (error) {
+        throw storeFailureOf(error);
+      }
+    };
+    return this.breaker ? this.breaker.execute(mapped) : mapped();
+  }
+
+  async get<V = unknown>(key: string): Promise<Entry<V> | undefined> {
+    const response = await this.call(() => this.client.kv.range({ key: this.key(key) }, deadline(etcdReadTimeoutMs)));
+    this.see(response.header.revision);
+    const kv = response.kvs[0];
+    return kv && this.entry<V>(kv);
+  }
+
+  async getMany<V = unknown>(keys: readonly string[]): Promise<(Entry<V> | undefined)[]> {
+    if (keys.length === 0) return [];
+    // One Txn of reads is one snapshot; more keys than a Txn holds are read in
+    // further Txns pinned to the first one's revision.
+    const found = new Map<string, Entry<V>>();
+    let revision: number | undefined;
+    for (let i = 0; i < keys.length; i += this.maxTxnOps) {
+      const chunk = keys.slice(i, i + this.maxTxnOps);
+      const pinned = revision;
+      const response = await this.call(() =>
+        this.client.kv.txn(
+          {
+            compare: [],
+            success: chunk.map((key) => ({
+              request_range: { key: this.key(key), ...(pinned ? { revision: pinned } : {}) },
+            })),
+            failure: [],
+          },
+          deadline(etcdReadTimeoutMs),
+        ),
+      );
+      revision ??= this.see(response.header.revision);
+      for (const op of response.responses) {
+        const kv = op.response_range.kvs[0];
+        if (kv) {
+          const entry = this.entry<V>(kv);
+          found.set(entry.key, entry);
+        }
+      }
+    }
+    return keys.map((key) => found.get(key));
+  }
+
+  async range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]> {
+    assert.ok(query.limit > 0, 'range limit must be positive');
+    const response = await this.call(() =>
+      this.client.kv.range(
+        { key: this.key(query.start), range_end: this.key(query.end), limit: query.limit },
+        deadline(etcdReadTimeoutMs),
+      ),
+    );
+    this.see(response.header.revision);
+    return response.kvs.map((kv) => this.entry<V>(kv));
+  }
+
+  /** Bytes of the Txn request: prefixed keys (checked keys twice: compare and failure read) and values. */
+  private requestBytes(checks: readonly VersionCheck[], writes: readonly Write[]): number {
+    let bytes = 0;
+    for (const check of checks) bytes += 2 * (this.prefixBytes.length + Buffer.byteLength(check.key)) + 32;
+    for (const write of writes) {
+      bytes += this.prefixBytes.length + Buffer.byteLength(write.key) + 16;
+      if (write.type === 'put') bytes += Buffer.byteLength(JSON.stringify(write.value));
+    }
+    return bytes;
+  }
+
+  async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
+    // Over-limit commits are refused whole, before etcd sees them: never split, never half-applied.
+    assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'commit exceeds commitOpsMax');
+    const bytes = this.requestBytes(checks, writes);
+    assert.ok(bytes <= etcdRequestBytesMax, `commit of ${bytes} bytes exceeds etcd's request limit`);
+    const success: IRequestOp[] = writes.map((write) =>
+      write.type === 'put'
+        ? { request_put: { key: this.key(write.key), value: Buffer.from(JSON.stringify(write.value), 'utf8') } }
+        : { request_delete_range: { key: this.key(write.key) } },
+    );
+    const response = await this.call(() =>
+      this.client.kv.txn(
+        {
+          compare: checks.map((check) => ({
+            key: this.key(check.key),
+            target: 'Mod' as const,
+            result: 'Equal' as const,
+            mod_revision: check.version,
+          })),
+          success,
+          failure: checks.map((check) => ({ request_range: { key: this.key(check.key), keys_only: true } })),
+        },
+        deadline(etcdCommitTimeoutMs),
+      ),
+    );
+    const revision = this.see(response.header.revision);
+    if (response.succeeded) return { ok: true, revision };
+    const conflictKeys = checks
+      .filter((check, i) => Number(response.responses[i]?.response_range.kvs[0]?.mod_revision ?? 0) !== check.version)
+      .map((check) => check.key);
+    return { ok: false, conflictKeys };
+  }
+
+  async revision(): Promise<number> {
+    const response = await this.call(() =>
+      this.client.kv.range({ key: this.prefixBytes, keys_only: true, limit: 1 }, deadline(etcdReadTimeoutMs)),
+    );
+    return this.see(response.header.revision);
+  }
+
+  subscribe(listener: ChangeListener, onGap?: GapListener): () => void {
+    const subscriber: Subscriber = { listener, onGap, fromRevision: this.seenRevision + 1 };
+    this.subscribers.add(subscriber);
+    if (this.watcher === undefined) {
+      this.feedRevision = this.seenRevision;
+      this.startWatch(this.seenRevision + 1);
+    }
+    return () => {
+      this.subscribers.delete(subscriber);
+      if (this.subscribers.size === 0) this.stopWatch();
+    };
+  }
+
+  private startWatch(fromRevision: number): void {
+    if (this.closed) return;
+    const watcher = this.client.watch().prefix(this.prefixBytes).startRevision(String(fromRevision)).watcher();
+    this.watcher = watcher;
+    watcher.on('data', (response) => {
+      if (this.watcher !== watcher) return;
+      try {
+        this.deliverEvents(response.events);
+      } catch (error) {
+        // A value under our prefix that is not ours (not JSON) must not take the process down.
+        process.emitWarning(`change feed could not read a watch event: ${(error as Error).stack ?? error}`);
+      }
+      // Everything up to the header revision has now been sent for our prefix.
+      const upTo = Number(response.header.revision);
+      if (upTo > this.feedRevision) this.feedRevision = upTo;
+    });
+    watcher.on('disconnected', () => {
+      // Resume exactly after what was delivered, whatever etcd3 tracked meanwhile.
+      watcher.request.start_revision = String(this.feedRevision + 1);
+    });
+    watcher.on('error', (error: Error) => {
+      if (this.watcher !== watcher) return;
+      this.watcher = undefined;
+      void this.recoverFeed(error);
+    });
+  }
+
+  /** The watch was cancelled (etcd compacted the revision it resumes from): report the gap, then go on. */
+  private async recoverFeed(error: Error): Promise<void> {
+    const fromRevision = this.feedRevision + 1;
+    // etcd 3.4 cancels a watch whose start revision it has compacted, often without a reason text.
+    const reason = `etcd cancelled the watch resuming at revision ${fromRevision} (${error.message.replace(/:\s*$/, '')}); history before the compacted revision is gone`;
+    for (let attempt = 0; !this.closed && this.subscribers.size > 0; attempt++) {
+      try {
+        const current = await this.revision();
+        this.feedRevision = current;
+        for (const subscriber of this.subscribers) {
+          subscriber.onGap?.({ fromRevision, resumedAfterRevision: current, reason });
+        }
+        this.startWatch(current + 1);
+        return;
+      } catch {
+        // Retried for as long as the feed is wanted (like the watch itself), at a capped pace.
+        await sleep(Math.min(etcdWatchBackoffMsMax, etcdWatchBackoffMsMin * 2 ** Math.min(attempt, 16)));
+      }
+    }
+  }
+
+  private deliverEvents(events: readonly { type: string; kv: IKeyValue }[]): void {
+    let change: { revision: number; writes: Write[] } | undefined;
+    for (const event of events) {
+      const revision = Number(event.kv.mod_revision);
+      if (revision <= this.feedRevision) continue; // already delivered before a reconnect
+      if (change && change.revision !== revision) {
+        this.deliver(change);
+        change = undefined;
+      }
+      change ??= { revision, writes: [] };
+      const key = this.unkey(event.kv.key);
+      change.writes.push(
+        event.type === 'Delete'
+          ? { type: 'delete', key }
+          : { type: 'put', key, value: JSON.parse(event.kv.value.toString('utf8')) },
+      );
+    }
+    if (change) this.deliver(change);
+  }
+
+  private deliver(change: CommittedChange): void {
+    assert.ok(change.revision > this.feedRevision, `revision ${change.revision} delivered out of order`);
+    this.feedRevision = change.revision;
+    this.see(change.revision);
+    for (const subscriber of this.subscribers) {
+      if (change.revision < subscriber.fromRevision) continue;
+      try {
+        subscriber.listener(change);
+      } catch (error) {
+        process.emitWarning(
+          `change listener failed at revision ${change.revision}: ${(error as Error).stack ?? error}`,
+        );
+      }
+    }
+  }
+
+  private stopWatch(): void {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    if (watcher) void watcher.cancel().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscribers.clear();
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    // Cancelling waits for etcd to confirm; with etcd gone that would never come.
+    if (watcher) await Promise.race([watcher.cancel().catch(() => undefined), sleep(etcdStatusTimeoutMs)]);
+    if (this.ownsClient) this.client.close();
+  }
+}
