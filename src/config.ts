@@ -16,6 +16,11 @@ import {
   sweepIntervalMsDefault,
   sweepIntervalMsMax,
   sweepIntervalMsMin,
+  watchHeartbeatIntervalMsDefault,
+  watchHeartbeatIntervalMsMax,
+  watchHeartbeatIntervalMsMin,
+  watchSubscribersMaxDefault,
+  watchSubscribersMaxMax,
 } from './constants.ts';
 
 export type Role = 'admin' | 'client';
@@ -32,6 +37,11 @@ export interface ServeConfig {
   shutdownGraceMs: number;
   logLevel: string;
   demo: boolean;
+  /** Stock watchers (SSE) allowed at once; past it, 503 watch_full. */
+  watchSubscribersMax: number;
+  watchHeartbeatIntervalMs: number;
+  /** GET /v1/watch needs no API key (stock levels are public, e.g. for a storefront's browser EventSource). */
+  watchPublic: boolean;
 }
 
 /** Keys the demo start uses when none are configured; printed at start, never for production. */
@@ -112,6 +122,21 @@ export function addServeOptions(command: Command): Command {
         .default('info'),
     )
     .addOption(
+      option('watch-subscribers-max', 'stock watchers (SSE streams) allowed at once; each holds a file descriptor')
+        .argParser(integer('watch-subscribers-max', 1, watchSubscribersMaxMax))
+        .default(watchSubscribersMaxDefault),
+    )
+    .addOption(
+      option('watch-heartbeat-interval-ms', 'how often every stock watcher gets an SSE heartbeat comment')
+        .argParser(integer('watch-heartbeat-interval-ms', watchHeartbeatIntervalMsMin, watchHeartbeatIntervalMsMax))
+        .default(watchHeartbeatIntervalMsDefault),
+    )
+    .addOption(
+      new Option('--watch-public', 'serve GET /v1/watch without an API key (stock levels become public)').env(
+        'HOTSTOCK_WATCH_PUBLIC',
+      ),
+    )
+    .addOption(
       new Option('--demo', 'seed a demo catalog into an empty store and use demo keys if none are set').env(
         'HOTSTOCK_DEMO',
       ),
@@ -132,6 +157,9 @@ interface RawServeOptions {
   shutdownGraceMs: number;
   logLevel: string;
   demo?: boolean;
+  watchSubscribersMax?: number;
+  watchHeartbeatIntervalMs?: number;
+  watchPublic?: boolean;
 }
 
 function keysFromFile(path: string): { admin: string[]; client: string[] } {
@@ -188,5 +216,8 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     shutdownGraceMs: raw.shutdownGraceMs,
     logLevel: raw.logLevel,
     demo: raw.demo ?? false,
+    watchSubscribersMax: raw.watchSubscribersMax ?? watchSubscribersMaxDefault,
+    watchHeartbeatIntervalMs: raw.watchHeartbeatIntervalMs ?? watchHeartbeatIntervalMsDefault,
+    watchPublic: raw.watchPublic ?? false,
   });
 }

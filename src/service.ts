@@ -12,6 +12,7 @@ import { buildServer } from './http/server.ts';
 import { Metrics } from './metrics.ts';
 import type { Store } from './store/contract.ts';
 import { LmdbStore } from './store/lmdb-store.ts';
+import { WatchHub } from './watch/hub.ts';
 
 export interface Service {
   app: FastifyInstance;
@@ -19,6 +20,7 @@ export interface Service {
   store: Store;
   sweeper: Sweeper;
   metrics: Metrics;
+  watch: WatchHub;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
   seededSkus: number;
@@ -47,6 +49,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     engineObserver(metrics, log),
   );
   metrics.watchQueueDepth(() => engine.queueDepth);
+  const watch = new WatchHub(store, {
+    subscribersMax: config.watchSubscribersMax,
+    heartbeatIntervalMs: config.watchHeartbeatIntervalMs,
+  });
+  metrics.followWatch(watch);
   let ready = false;
   let closingStarted = false;
   const app = await buildServer({
@@ -54,6 +61,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     store,
     metrics,
     apiKeys: new ApiKeys(config.apiKeys),
+    watch,
+    watchPublic: config.watchPublic,
     isReady: () => ready,
     isClosing: () => closingStarted,
     logger: log,
@@ -63,6 +72,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   );
   const skus = await engine.warm();
   const unfollow = engine.followStore();
+  await watch.start();
   const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
   app.log.info({ skus, seededSkus, revision: await store.revision() }, 'engine warm');
   sweeper.start();
@@ -71,6 +81,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     url = await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     await sweeper.stop();
+    watch.close();
     unfollow();
     await store.close();
     throw error;
@@ -89,10 +100,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       await Promise.race([app.close(), graceElapsed]);
       await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
+      watch.close();
       unfollow();
       await store.close();
     })();
     return closing;
   };
-  return { app, engine, store, sweeper, metrics, url, seededSkus, close };
+  return { app, engine, store, sweeper, metrics, watch, url, seededSkus, close };
 }
