@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { EventSource } from 'eventsource';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { SkuRecord } from '../../src/domain/types.ts';
 import type { Store } from '../../src/store/contract.ts';
 import { keys } from '../../src/store/keys.ts';
@@ -33,14 +34,17 @@ const eventTypes = ['snapshot', 'stock', 'resync', 'disconnect'] as const;
 /** Opens a watch with the spec client; `headers` go on every (re)connection, e.g. a first Last-Event-ID. */
 export function watch(base: string, query: string, headers: Record<string, string> = {}): Watcher {
   let firstRequest = true;
+  // Its own connection pool, destroyed on close, so no idle or spare connection outlives the watcher.
+  const dispatcher = new Agent({ connections: 1 });
   const source = new EventSource(`${base}/v1/watch?${query}`, {
     fetch: (input, init) => {
       const extra = firstRequest ? headers : {};
       firstRequest = false;
-      return fetch(input, {
-        ...init,
+      return undiciFetch(input, {
+        ...(init as object),
+        dispatcher,
         headers: { ...init.headers, authorization: `Bearer ${clientKey}`, ...extra },
-      });
+      }) as unknown as Promise<Response>;
     },
   });
   const events: SseEvent[] = [];
@@ -67,7 +71,11 @@ export function watch(base: string, query: string, headers: Record<string, strin
       waiters.add(check);
       check();
     });
-  return { source, events, waitFor, close: () => source.close() };
+  const close = () => {
+    source.close();
+    void dispatcher.destroy();
+  };
+  return { source, events, waitFor, close };
 }
 
 /** Revisions of the `stock` events, in arrival order. */

@@ -2,6 +2,7 @@
 // its subscribers with a 503, answers CORS preflights, and heartbeats.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { freshSku } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
 import { api, createSku, startTestService, type TestService } from '../support/service.ts';
@@ -102,13 +103,18 @@ test('with --watch-public the watch needs no API key', async () => {
   try {
     await createSku(open.url, 'public-sku', { initialStock: 3 });
     const controller = new AbortController();
-    const response = await fetch(`${open.url}/v1/watch?sku=public-sku`, { signal: controller.signal });
+    const dispatcher = new Agent({ connections: 1 });
+    const response = await undiciFetch(`${open.url}/v1/watch?sku=public-sku`, {
+      signal: controller.signal,
+      dispatcher,
+    });
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
     const reader = response.body!.getReader();
     let text = '';
     while (!text.includes('event: snapshot')) text += new TextDecoder().decode((await reader.read()).value);
     controller.abort();
+    await dispatcher.destroy();
     await eventually(() => open.service.watch.subscriberCount === 0, 'public watcher released');
   } finally {
     await open.stop();

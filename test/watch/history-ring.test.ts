@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HistoryRing } from '../../src/watch/history.ts';
 
-const entry = (revision: number) => ({ revision, sku: `s${revision}`, product: 'p', frame: Buffer.from(`${revision}`) });
+const entry = (revision: number) => ({
+  revision,
+  sku: `s${revision}`,
+  product: 'p',
+  frame: Buffer.from(`${revision}`),
+});
 
 test('the ring keeps the newest entries, covers from the last evicted revision, and reads ranges in order', () => {
   const ring = new HistoryRing(4, 10);

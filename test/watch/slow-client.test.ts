@@ -28,7 +28,17 @@ after(async () => {
 });
 
 function record(sku: string, total: number): SkuRecord {
-  return { sku, product: 'slow', size: 'M', color: 'red', priceCents: 1, maxPerUser: null, total, reserved: 0, sold: 0 };
+  return {
+    sku,
+    product: 'slow',
+    size: 'M',
+    color: 'red',
+    priceCents: 1,
+    maxPerUser: null,
+    total,
+    reserved: 0,
+    sold: 0,
+  };
 }
 
 test('a client that stops reading is coalesced, then dropped as lagging, and its memory stays bounded', async () => {

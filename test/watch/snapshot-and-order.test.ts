@@ -46,7 +46,10 @@ test('a snapshot, then one stock event per commit, ids = revisions, ascending, e
     assertAscending(revisions, 'stock events');
     // One event per commit: exactly the revisions of the batches that committed these reservations.
     const committed = new Set([...versions, ...concurrent.map((response) => response.body.version as number)]);
-    assert.deepEqual(revisions, [...committed].sort((a, b) => a - b));
+    assert.deepEqual(
+      revisions,
+      [...committed].sort((a, b) => a - b),
+    );
     for (const event of watcher.events.filter((e) => e.type === 'stock')) {
       assert.equal(event.data.sku, sku, 'only the watched SKU');
       assert.equal(event.data.revision, Number(event.id));
@@ -60,7 +63,9 @@ test('a snapshot, then one stock event per commit, ids = revisions, ascending, e
       [...reserved].sort((a, b) => a - b),
     );
     assert.deepEqual(ledger(last.data as never), ledger(await getSku(server.url, sku)));
-    console.log(`# ${revisions.length} stock events for 45 reservations, revisions ${revisions[0]}..${revisions.at(-1)}`);
+    console.log(
+      `# ${revisions.length} stock events for 45 reservations, revisions ${revisions[0]}..${revisions.at(-1)}`,
+    );
   } finally {
     watcher.close();
   }
