@@ -1,0 +1,105 @@
+// What the scenarios ask of a hotstock server besides load: create SKUs, read
+// a SKU's ledger (the durable count of what was sold), and run `hotstock
+// check` on a stopped server's data directory.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import type { BenchRow } from './scenario.ts';
+import { benchAdminKey, type PinnedServer, startHotstock } from './servers.ts';
+
+const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
+/** SKUs are created this many at a time. */
+const createConcurrency = 32;
+
+export interface SkuLedger {
+  total: number;
+  reserved: number;
+  sold: number;
+  available: number;
+}
+
+export async function createSkus(url: string, skuIds: string[], initialStock: number): Promise<void> {
+  const pool = new Pool(new URL(url).origin, { connections: createConcurrency });
+  let next = 0;
+  const worker = async () => {
+    while (next < skuIds.length) {
+      const sku = skuIds[next++]!;
+      const response = await pool.request({
+        path: `/v1/skus/${encodeURIComponent(sku)}`,
+        method: 'PUT',
+        headers: { authorization: `Bearer ${benchAdminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ product: 'bench-shirt', size: 'M', color: 'red', priceCents: 1999, initialStock }),
+      });
+      const text = await response.body.text();
+      if (response.statusCode !== 201 && response.statusCode !== 200) {
+        throw new Error(`creating SKU ${sku}: ${response.statusCode} ${text}`);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: createConcurrency }, worker));
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function skuLedger(url: string, sku: string): Promise<SkuLedger> {
+  const response = await fetch(`${url}/v1/skus/${encodeURIComponent(sku)}`, {
+    headers: { authorization: `Bearer ${benchAdminKey}` },
+  });
+  if (response.status !== 200) throw new Error(`reading SKU ${sku}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as SkuLedger;
+}
+
+/** Runs `hotstock check` on a data directory (the server must be stopped); true when the ledger is exact. */
+export async function checkLedger(dataDir: string): Promise<{ exact: boolean; output: string }> {
+  const child = spawn(process.execPath, [hotstockScript, 'check', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { exact: code === 0, output: output.trim() };
+}
+
+export interface HotstockRun<T> {
+  result: T;
+  /** `hotstock check` after the server stopped. */
+  check: { exact: boolean; output: string };
+}
+
+/**
+ * Starts a pinned hotstock on a fresh data directory, runs `body` against it,
+ * stops it cleanly, checks the ledger, and removes the directory.
+ */
+export async function withHotstock<T>(
+  cpu: number,
+  body: (server: PinnedServer) => Promise<T>,
+  args: string[] = [],
+): Promise<HotstockRun<T>> {
+  const server = await startHotstock({ cpu, args });
+  try {
+    const result = await body(server);
+    await server.stop();
+    return { result, check: await checkLedger(server.dataDir) };
+  } finally {
+    await server.stop();
+    server.remove();
+  }
+}
+
+/** The row every scenario ends with: whether `hotstock check` found the ledger exact. */
+export function checkRow(scenario: string, check: { exact: boolean; output: string }): BenchRow {
+  return {
+    scenario,
+    measure: 'hotstock check',
+    value: check.exact ? 1 : 0,
+    target: { text: 'ledger exact', met: check.exact },
+    note: check.output.split('\n').at(-1),
+  };
+}

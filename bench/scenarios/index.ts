@@ -1,0 +1,17 @@
+// Every scenario `npm run bench` runs, in order.
+import type { BenchScenario } from '../scenario.ts';
+import { batchScenario } from './batch.ts';
+import { catalogScenario } from './catalog.ts';
+import { flashSaleScenario } from './flash-sale.ts';
+import { overloadScenario } from './overload.ts';
+import { scaleScenario } from './scale.ts';
+import { throughputScenario } from './throughput.ts';
+
+export const scenarios: BenchScenario[] = [
+  throughputScenario,
+  flashSaleScenario,
+  batchScenario,
+  catalogScenario,
+  overloadScenario,
+  scaleScenario,
+];
