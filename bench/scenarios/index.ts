@@ -6,6 +6,7 @@ import { flashSaleScenario } from './flash-sale.ts';
 import { overloadScenario } from './overload.ts';
 import { scaleScenario } from './scale.ts';
 import { throughputScenario } from './throughput.ts';
+import { watchScenario } from './watch.ts';
 
 export const scenarios: BenchScenario[] = [
   throughputScenario,
@@ -14,4 +15,5 @@ export const scenarios: BenchScenario[] = [
   catalogScenario,
   overloadScenario,
   scaleScenario,
+  watchScenario,
 ];
