@@ -122,6 +122,13 @@ export const watchHeartbeatIntervalMsMax = 300_000;
 export const watchStalledHeartbeatsMax = 2;
 /** Watchers written to before the broadcast yields to the event loop, so reservations keep flowing. */
 export const watchWriteSliceSubscribers = 512;
+/**
+ * After a broadcast pass that kept the thread busy for D ms, the next one
+ * starts no sooner than this × D later: fan-out then takes at most a third of
+ * the core (1 / (1 + 2)) however many watchers there are, and reservations the
+ * rest; with more watchers, each pass carries more events instead.
+ */
+export const watchBroadcastRestRatio = 2;
 /** Events one broadcast pass carries to each watcher; later ones wait for the next pass. */
 export const watchPassEventsMax = 64;
 /** Bytes of history one write carries when a watcher resumes; the rest follows once the socket takes it. */

@@ -17,9 +17,11 @@
 // `disconnect` event saying why.
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   scanPageEntries,
+  watchBroadcastRestRatio,
   watchCloseGraceMs,
   watchHistoryEventsMax,
   watchLagRevisionsMax,
@@ -88,6 +90,8 @@ export class WatchHub {
   /** Broadcast passes have run through this revision. */
   private dispatched = 0;
   private passScheduled = false;
+  /** `performance.now()` before which the next pass may not start (see schedulePass). */
+  private nextPassNotBeforeMs = 0;
   private closed = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatRunning = false;
@@ -299,14 +303,23 @@ export class WatchHub {
     }
   }
 
+  /**
+   * Starts the broadcast loop unless it is running. A pass may start only
+   * `watchBroadcastRestRatio` times its own busy time after the previous one
+   * ended, so fan-out takes a bounded share of the core however many
+   * watchers there are; events that arrive meanwhile ride the next pass.
+   */
   private schedulePass(): void {
     if (this.passScheduled || this.closed) return;
     this.passScheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.runPasses().catch((error: unknown) => {
         process.emitWarning(`watch broadcast failed: ${(error as Error).stack ?? error}`);
       });
-    });
+    };
+    const waitMs = this.nextPassNotBeforeMs - performance.now();
+    if (waitMs >= 1) setTimeout(run, waitMs);
+    else setImmediate(run);
   }
 
   /** The next pass: up to `watchPassEventsMax` events after `from` (never splitting one revision). */
@@ -324,30 +337,42 @@ export class WatchHub {
   private async runPasses(): Promise<void> {
     try {
       while (this.dispatched < this.revision && !this.closed) {
-        const from = this.dispatched;
-        // History evicted events no pass has carried yet: everyone gets coalesced state instead.
-        const evicted = from < this.history.coveredFrom;
-        const { entries, to } = this.passEntries(from);
-        const lastEventBefore = this.history.lastAtOrBelow(from);
-        const framesByFilter = new Map<string, PassFrames | null>();
-        const subscribers = [...this.subscribers];
-        for (let start = 0; start < subscribers.length; start += watchWriteSliceSubscribers) {
-          const end = Math.min(start + watchWriteSliceSubscribers, subscribers.length);
-          for (let i = start; i < end; i++) {
-            const subscriber = subscribers[i]!;
-            if (subscriber.gone || subscriber.cursor >= to) continue;
-            if (evicted) this.coalesceWhenDrained(subscriber);
-            else this.deliver(subscriber, from, to, lastEventBefore, entries, framesByFilter);
-          }
-          if (end < subscribers.length) await yieldToEventLoop();
-          if (this.closed) return;
-        }
-        this.dispatched = to;
+        const busyMs = await this.runPass();
+        this.nextPassNotBeforeMs = performance.now() + busyMs * watchBroadcastRestRatio;
+        const restMs = busyMs * watchBroadcastRestRatio;
+        if (restMs >= 1 && this.dispatched < this.revision) await sleep(restMs);
       }
     } finally {
       this.passScheduled = false;
       if (this.dispatched < this.revision) this.schedulePass();
     }
+  }
+
+  /** One pass over every watcher; returns the time it spent writing (not the time it yielded). */
+  private async runPass(): Promise<number> {
+    const from = this.dispatched;
+    // History evicted events no pass has carried yet: everyone gets coalesced state instead.
+    const evicted = from < this.history.coveredFrom;
+    const { entries, to } = this.passEntries(from);
+    const lastEventBefore = this.history.lastAtOrBelow(from);
+    const framesByFilter = new Map<string, PassFrames | null>();
+    const subscribers = [...this.subscribers];
+    let busyMs = 0;
+    for (let start = 0; start < subscribers.length; start += watchWriteSliceSubscribers) {
+      const sliceStartMs = performance.now();
+      const end = Math.min(start + watchWriteSliceSubscribers, subscribers.length);
+      for (let i = start; i < end; i++) {
+        const subscriber = subscribers[i]!;
+        if (subscriber.gone || subscriber.cursor >= to) continue;
+        if (evicted) this.coalesceWhenDrained(subscriber);
+        else this.deliver(subscriber, from, to, lastEventBefore, entries, framesByFilter);
+      }
+      busyMs += performance.now() - sliceStartMs;
+      if (end < subscribers.length) await yieldToEventLoop();
+      if (this.closed) return busyMs;
+    }
+    this.dispatched = to;
+    return busyMs;
   }
 
   private coalesceWhenDrained(subscriber: Subscriber): void {
