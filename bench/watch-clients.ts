@@ -25,7 +25,9 @@ const firstBytesTimeoutMs = 30_000;
 interface Watch {
   socket: Socket;
   lastId: number;
-  tail: string;
+  /** Parser state across reads: characters of "\nid: " matched so far, or -1 while reading the id's digits. */
+  matched: number;
+  digits: number;
 }
 
 const watches: Watch[] = [];
@@ -34,43 +36,78 @@ const arrivals = new Map<number, number[]>();
 let sampleEvery = 1;
 let deliveries = 0;
 let sourceIndex = 0;
+/** Every socket reads into this one buffer (net's `onread`): no allocation per read. */
+const readBuffer = Buffer.alloc(64 * 1024);
+const idPrefix = Buffer.from('\nid: ');
+const newline = 10;
 
 function nextSource(): string {
   sourceIndex = (sourceIndex + 1) % sourceAddresses.length;
   return sourceAddresses[sourceIndex]!;
 }
 
-function onData(watch: Watch, chunk: Buffer): void {
+function arrived(watch: Watch, id: number, at: number): void {
+  if (!(id > watch.lastId)) return;
+  watch.lastId = id;
+  deliveries++;
+  if (id % sampleEvery !== 0) return;
+  let list = arrivals.get(id);
+  if (list === undefined) {
+    list = [];
+    arrivals.set(id, list);
+  }
+  list.push(at);
+}
+
+/** Finds "\nid: <digits>\n" in the bytes as they come, across read boundaries, without copying them. */
+function onRead(watch: Watch, length: number): void {
   const at = clockMs();
-  const text = watch.tail + chunk.toString('latin1');
-  let from = 0;
-  for (;;) {
-    const start = text.indexOf('\nid: ', from);
-    if (start === -1) break;
-    const end = text.indexOf('\n', start + 5);
-    if (end === -1) break;
-    const id = Number(text.slice(start + 5, end));
-    from = end;
-    if (!(id > watch.lastId)) continue;
-    watch.lastId = id;
-    deliveries++;
-    if (id % sampleEvery === 0) {
-      let list = arrivals.get(id);
-      if (list === undefined) {
-        list = [];
-        arrivals.set(id, list);
+  for (let i = 0; i < length; i++) {
+    const byte = readBuffer[i]!;
+    if (watch.matched === -1) {
+      if (byte >= 48 && byte <= 57) {
+        watch.digits = watch.digits * 10 + (byte - 48);
+        continue;
       }
-      list.push(at);
+      arrived(watch, watch.digits, at);
+      watch.matched = byte === newline ? 1 : 0;
+    } else if (byte === idPrefix[watch.matched]) {
+      watch.matched++;
+      if (watch.matched === idPrefix.length) {
+        watch.matched = -1;
+        watch.digits = 0;
+      }
+    } else {
+      watch.matched = byte === newline ? 1 : 0;
     }
   }
-  watch.tail = text.slice(-32);
 }
 
 /** Opens one connection, sends the request (if any), resolves once the first bytes arrived. */
 function open(url: URL, request: string | undefined): Promise<Watch> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port), localAddress: nextSource(), noDelay: true });
-    const watch: Watch = { socket, lastId: 0, tail: '' };
+    let first = true;
+    const watch: Watch = { socket: undefined as unknown as Socket, lastId: 0, matched: 0, digits: 0 };
+    const socket = connect({
+      host: url.hostname,
+      port: Number(url.port),
+      localAddress: nextSource(),
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (length: number) => {
+          onRead(watch, length);
+          if (first) {
+            first = false;
+            clearTimeout(timer);
+            socket.on('error', () => {});
+            resolve(watch);
+          }
+          return true;
+        },
+      },
+    });
+    watch.socket = socket;
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error('no bytes within the timeout'));
@@ -78,13 +115,6 @@ function open(url: URL, request: string | undefined): Promise<Watch> {
     socket.once('error', (error) => {
       clearTimeout(timer);
       reject(error);
-    });
-    socket.once('data', (chunk: Buffer) => {
-      clearTimeout(timer);
-      socket.on('error', () => {});
-      onData(watch, chunk);
-      socket.on('data', (more: Buffer) => onData(watch, more));
-      resolve(watch);
     });
     if (request !== undefined) socket.write(request);
   });

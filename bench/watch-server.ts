@@ -57,8 +57,9 @@ function rssAfterGc(): number {
 process.on('message', (message: { type: string }) => {
   if (message.type === 'rss')
     process.send!({ type: 'rss', rssBytes: rssAfterGc(), watchers: service.watch.subscriberCount });
-  else if (message.type === 'commits') process.send!({ type: 'commits', commitTimes: commitTimes.splice(0) });
-  else if (message.type === 'stop') {
+  else if (message.type === 'commits') {
+    process.send!({ type: 'commits', commitTimes: commitTimes.splice(0), hub: { ...service.watch.stats } });
+  } else if (message.type === 'stop') {
     service.close().then(() => process.exit(0));
   }
 });

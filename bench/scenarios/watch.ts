@@ -53,6 +53,9 @@ interface HotstockRun {
   /** The same server, just before the watchers connected: the throughput baseline. */
   aloneReservationsPerS: number;
   reservationsPerS: number;
+  /** Broadcast passes in the whole run and the time they kept the server's thread busy. */
+  passes: number;
+  passBusyMs: number;
   rssIdleBytes: number;
   rssWatchersBytes: number;
   eventsPerS: number;
@@ -158,7 +161,10 @@ async function hotstockRun(
     await server.ask({ type: 'commits' }, 'commits');
     const { load, reserved } = await reserve();
     await new Promise((resolve) => setTimeout(resolve, settleMs));
-    const { commitTimes } = await server.ask<{ commitTimes: [number, number][] }>({ type: 'commits' }, 'commits');
+    const { commitTimes, hub } = await server.ask<{
+      commitTimes: [number, number][];
+      hub: { passes: number; passBusyMs: number };
+    }>({ type: 'commits' }, 'commits');
     const latency = clients ? await clients.ask<Latency>({ type: 'measure', commitTimes }, 'latency') : undefined;
     const coalesced = Number(await scrape(url, 'hotstock_watch_events_coalesced_total'));
     const dropped = await scrape(url, 'hotstock_watch_subscribers_dropped_total');
@@ -166,6 +172,8 @@ async function hotstockRun(
     const churned = clients && churnCycles > 0 ? await churn(server, clients, url, churnCycles) : undefined;
     clients?.child.disconnect();
     return {
+      passes: hub.passes,
+      passBusyMs: hub.passBusyMs,
       aloneReservationsPerS: alone.reserved / alone.load.durationS,
       churn: churned,
       reservationsPerS: reserved / load.durationS,
@@ -251,7 +259,8 @@ export const watchScenario: BenchScenario = {
           note:
             `P50 ${latency.p50Ms.toFixed(1)} (floor ${floor.p50Ms.toFixed(1)}), max ${latency.maxMs.toFixed(0)} ms; ` +
             `${latency.samples} arrivals of ${latency.sampledEvents} sampled events, ${latency.missing} coalesced away or late; ` +
-            `${run.eventsPerS.toFixed(0)} events/s; server coalesced ${run.coalesced}, dropped ${run.dropped}`,
+            `${run.eventsPerS.toFixed(0)} events/s in ${run.passes} passes, ${(run.passBusyMs / Math.max(1, run.passes)).toFixed(1)} ms busy each; ` +
+            `server coalesced ${run.coalesced}, dropped ${run.dropped}`,
         },
         {
           scenario: label,

@@ -55,6 +55,9 @@ export interface WatchHubOptions {
 
 /** Running totals the metrics read when scraped. */
 export interface WatchStats {
+  /** Broadcast passes run, and the time they kept the thread busy writing (ms). */
+  passes: number;
+  passBusyMs: number;
   eventsSent: number;
   eventsCoalesced: number;
   dropped: Record<DropReason, number>;
@@ -96,7 +99,13 @@ export class WatchHub {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatRunning = false;
   private unsubscribe: (() => void) | undefined;
-  readonly stats: WatchStats = { eventsSent: 0, eventsCoalesced: 0, dropped: { lagging: 0, stalled: 0, shutdown: 0 } };
+  readonly stats: WatchStats = {
+    passes: 0,
+    passBusyMs: 0,
+    eventsSent: 0,
+    eventsCoalesced: 0,
+    dropped: { lagging: 0, stalled: 0, shutdown: 0 },
+  };
 
   constructor(store: Store, options: WatchHubOptions) {
     assert.ok(options.subscribersMax > 0 && options.heartbeatIntervalMs > 0);
@@ -338,6 +347,8 @@ export class WatchHub {
     try {
       while (this.dispatched < this.revision && !this.closed) {
         const busyMs = await this.runPass();
+        this.stats.passes++;
+        this.stats.passBusyMs += busyMs;
         this.nextPassNotBeforeMs = performance.now() + busyMs * watchBroadcastRestRatio;
         const restMs = busyMs * watchBroadcastRestRatio;
         if (restMs >= 1 && this.dispatched < this.revision) await sleep(restMs);
