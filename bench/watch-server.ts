@@ -49,6 +49,10 @@ service.store.subscribe((change) => {
   }
 });
 
+/** Broadcast pass ends: [revision carried through, time (ms)]. */
+const passEnds: [number, number][] = [];
+service.watch.observePasses((through) => passEnds.push([through, clockMs()]));
+
 function rssAfterGc(): number {
   (globalThis as { gc?: () => void }).gc?.();
   return process.memoryUsage.rss();
@@ -58,7 +62,12 @@ process.on('message', (message: { type: string }) => {
   if (message.type === 'rss')
     process.send!({ type: 'rss', rssBytes: rssAfterGc(), watchers: service.watch.subscriberCount });
   else if (message.type === 'commits') {
-    process.send!({ type: 'commits', commitTimes: commitTimes.splice(0), hub: { ...service.watch.stats } });
+    process.send!({
+      type: 'commits',
+      commitTimes: commitTimes.splice(0),
+      passEnds: passEnds.splice(0),
+      hub: { ...service.watch.stats },
+    });
   } else if (message.type === 'stop') {
     service.close().then(() => process.exit(0));
   }

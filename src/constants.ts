@@ -120,8 +120,12 @@ export const watchHeartbeatIntervalMsMin = 100;
 export const watchHeartbeatIntervalMsMax = 300_000;
 /** Heartbeats in a row a watcher's socket may stay undrained before it is dropped with reason `stalled`. */
 export const watchStalledHeartbeatsMax = 2;
-/** Watchers written to before the broadcast yields to the event loop, so reservations keep flowing. */
-export const watchWriteSliceSubscribers = 512;
+/**
+ * Watchers written to before the broadcast yields to the event loop: a slice
+ * takes well under a millisecond, so a SKU writer's commit callback or next
+ * batch never waits long behind a broadcast.
+ */
+export const watchWriteSliceSubscribers = 64;
 /**
  * After a broadcast pass that kept the thread busy for D ms, the next one
  * starts no sooner than this × D later: fan-out then takes at most a third of

@@ -49,7 +49,25 @@ interface Latency {
   maxMs: number;
 }
 
+/**
+ * Server side only: from each commit to the end of the first broadcast pass
+ * that carried it (its bytes handed to every in-step watcher's socket).
+ */
+function commitToWritten(commitTimes: [number, number][], passEnds: [number, number][]) {
+  const latencies: number[] = [];
+  let pass = 0;
+  for (const [revision, committedAt] of commitTimes) {
+    while (pass < passEnds.length && passEnds[pass]![0] < revision) pass++;
+    if (pass < passEnds.length) latencies.push(passEnds[pass]![1] - committedAt);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (fraction: number) => latencies[Math.max(0, Math.ceil(fraction * latencies.length) - 1)] ?? Number.NaN;
+  return { p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
 interface HotstockRun {
+  /** Commit to the end of the pass that wrote the event to every socket, measured in the server. */
+  serverWritten: { p50Ms: number; p99Ms: number };
   /** The same server, just before the watchers connected: the throughput baseline. */
   aloneReservationsPerS: number;
   reservationsPerS: number;
@@ -161,8 +179,9 @@ async function hotstockRun(
     await server.ask({ type: 'commits' }, 'commits');
     const { load, reserved } = await reserve();
     await new Promise((resolve) => setTimeout(resolve, settleMs));
-    const { commitTimes, hub } = await server.ask<{
+    const { commitTimes, passEnds, hub } = await server.ask<{
       commitTimes: [number, number][];
+      passEnds: [number, number][];
       hub: { passes: number; passBusyMs: number };
     }>({ type: 'commits' }, 'commits');
     const latency = clients ? await clients.ask<Latency>({ type: 'measure', commitTimes }, 'latency') : undefined;
@@ -172,6 +191,7 @@ async function hotstockRun(
     const churned = clients && churnCycles > 0 ? await churn(server, clients, url, churnCycles) : undefined;
     clients?.child.disconnect();
     return {
+      serverWritten: commitToWritten(commitTimes, passEnds),
       passes: hub.passes,
       passBusyMs: hub.passBusyMs,
       aloneReservationsPerS: alone.reserved / alone.load.durationS,
@@ -243,7 +263,7 @@ export const watchScenario: BenchScenario = {
       const latency = run.latency!;
       context.log(
         `${watchers} watchers: ${run.reservationsPerS.toFixed(0)} reservations/s (${run.aloneReservationsPerS.toFixed(0)} without), ${run.eventsPerS.toFixed(0)} events/s, ` +
-          `P50 ${latency.p50Ms.toFixed(1)} ms, P99 ${latency.p99Ms.toFixed(1)} ms, RSS +${((run.rssWatchersBytes - run.rssIdleBytes) / mib).toFixed(1)} MiB`,
+          `P50 ${latency.p50Ms.toFixed(1)} ms, P99 ${latency.p99Ms.toFixed(1)} ms (server-side written P99 ${run.serverWritten.p99Ms.toFixed(1)} ms), RSS +${((run.rssWatchersBytes - run.rssIdleBytes) / mib).toFixed(1)} MiB`,
       );
       const floor = await floorRun(context, watchers, run.eventsPerS, durationS, sampleEvery);
       context.log(`floor, ${watchers} sockets: P50 ${floor.p50Ms.toFixed(1)} ms, P99 ${floor.p99Ms.toFixed(1)} ms`);
@@ -258,6 +278,7 @@ export const watchScenario: BenchScenario = {
           target: judge(latency.p99Ms <= latencyRatioMax * floor.p99Ms, `<= ${latencyRatioMax} x floor`),
           note:
             `P50 ${latency.p50Ms.toFixed(1)} (floor ${floor.p50Ms.toFixed(1)}), max ${latency.maxMs.toFixed(0)} ms; ` +
+            `server side, commit to written to every socket: P50 ${run.serverWritten.p50Ms.toFixed(1)}, P99 ${run.serverWritten.p99Ms.toFixed(1)} ms; ` +
             `${latency.samples} arrivals of ${latency.sampledEvents} sampled events, ${latency.missing} coalesced away or late; ` +
             `${run.eventsPerS.toFixed(0)} events/s in ${run.passes} passes, ${(run.passBusyMs / Math.max(1, run.passes)).toFixed(1)} ms busy each; ` +
             `server coalesced ${run.coalesced}, dropped ${run.dropped}`,

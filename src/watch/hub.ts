@@ -99,6 +99,7 @@ export class WatchHub {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatRunning = false;
   private unsubscribe: (() => void) | undefined;
+  private readonly passListeners = new Set<(throughRevision: number) => void>();
   readonly stats: WatchStats = {
     passes: 0,
     passBusyMs: 0,
@@ -130,6 +131,16 @@ export class WatchHub {
     }
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Calls `listener` after each broadcast pass with the revision it carried
+   * events through: by then every in-step watcher's socket has been handed
+   * the bytes. For instrumentation (the watch benchmark).
+   */
+  observePasses(listener: (throughRevision: number) => void): () => void {
+    this.passListeners.add(listener);
+    return () => this.passListeners.delete(listener);
   }
 
   get subscriberCount(): number {
@@ -383,6 +394,7 @@ export class WatchHub {
       if (this.closed) return busyMs;
     }
     this.dispatched = to;
+    for (const listener of this.passListeners) listener(to);
     return busyMs;
   }
 
