@@ -30,6 +30,11 @@ import {
   sweepIntervalMsDefault,
   sweepIntervalMsMax,
   sweepIntervalMsMin,
+  watchHeartbeatIntervalMsDefault,
+  watchHeartbeatIntervalMsMax,
+  watchHeartbeatIntervalMsMin,
+  watchSubscribersMaxDefault,
+  watchSubscribersMaxMax,
 } from './constants.ts';
 
 export type Role = 'admin' | 'client';
@@ -70,6 +75,11 @@ export interface ServeConfig {
   shedEventLoopLagMs: number;
   logLevel: string;
   demo: boolean;
+  /** Stock watchers (SSE) allowed at once; past it, 503 watch_full. */
+  watchSubscribersMax: number;
+  watchHeartbeatIntervalMs: number;
+  /** GET /v1/watch needs no API key (stock levels are public, e.g. for a storefront's browser EventSource). */
+  watchPublic: boolean;
 }
 
 /** Keys the demo start uses when none are configured; printed at start, never for production. */
@@ -248,6 +258,21 @@ export function addServeOptions(command: Command): Command {
         .default(breakerHalfOpenAfterMsDefault),
     )
     .addOption(
+      option('watch-subscribers-max', 'stock watchers (SSE streams) allowed at once; each holds a file descriptor')
+        .argParser(integer('watch-subscribers-max', 1, watchSubscribersMaxMax))
+        .default(watchSubscribersMaxDefault),
+    )
+    .addOption(
+      option('watch-heartbeat-interval-ms', 'how often every stock watcher gets an SSE heartbeat comment')
+        .argParser(integer('watch-heartbeat-interval-ms', watchHeartbeatIntervalMsMin, watchHeartbeatIntervalMsMax))
+        .default(watchHeartbeatIntervalMsDefault),
+    )
+    .addOption(
+      new Option('--watch-public', 'serve GET /v1/watch without an API key (stock levels become public)').env(
+        'HOTSTOCK_WATCH_PUBLIC',
+      ),
+    )
+    .addOption(
       new Option('--demo', 'seed a demo catalog into an empty store and use demo keys if none are set').env(
         'HOTSTOCK_DEMO',
       ),
@@ -281,6 +306,9 @@ interface RawServeOptions {
   breakerFailures?: number;
   breakerFailureRate?: number;
   breakerHalfOpenMs?: number;
+  watchSubscribersMax?: number;
+  watchHeartbeatIntervalMs?: number;
+  watchPublic?: boolean;
 }
 
 function keysFromFile(path: string): { admin: string[]; client: string[] } {
@@ -389,5 +417,8 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     shedEventLoopLagMs: raw.shedEventLoopLagMs,
     logLevel: raw.logLevel,
     demo: raw.demo ?? false,
+    watchSubscribersMax: raw.watchSubscribersMax ?? watchSubscribersMaxDefault,
+    watchHeartbeatIntervalMs: raw.watchHeartbeatIntervalMs ?? watchHeartbeatIntervalMsDefault,
+    watchPublic: raw.watchPublic ?? false,
   });
 }

@@ -219,6 +219,53 @@ export const migrateProgressIntervalMs = 1_000;
 export const migrateVerifyKeysPrintedMax = 100;
 /** etcd calls (range, status) fail after this long; a stalled server does not hang the migration. */
 export const etcdCallTimeoutMs = 30_000;
+// ---- watch (Server-Sent Events) ----------------------------------------------
+
+/**
+ * Stock changes kept for `Last-Event-ID` resumes. A hot SKU commits a few
+ * hundred batches a second, so this is over a minute of history; an entry is
+ * one serialized event (~200 bytes), so the ring holds ~4 MiB at most.
+ */
+export const watchHistoryEventsMax = 16_384;
+/** Concurrent watchers unless --watch-subscribers-max says otherwise; each holds one socket (one fd). */
+export const watchSubscribersMaxDefault = 16_384;
+export const watchSubscribersMaxMax = 100_000;
+/** SKUs one watcher may follow (named in ?sku= or matched by ?product=); bounds a snapshot to ~64 KiB. */
+export const watchSkusMax = 256;
+/**
+ * A watcher whose socket has not taken what it was sent while the store
+ * advanced this many revisions is dropped with reason `lagging`.
+ */
+export const watchLagRevisionsMax = 4_096;
+/** SSE comment sent to every watcher this often: keeps proxies from idling it out, finds dead peers. */
+export const watchHeartbeatIntervalMsDefault = 15_000;
+export const watchHeartbeatIntervalMsMin = 100;
+export const watchHeartbeatIntervalMsMax = 300_000;
+/** Heartbeats in a row a watcher's socket may stay undrained before it is dropped with reason `stalled`. */
+export const watchStalledHeartbeatsMax = 2;
+/**
+ * Watchers written to before the broadcast yields to the event loop: a slice
+ * takes well under a millisecond, so a SKU writer's commit callback or next
+ * batch never waits long behind a broadcast.
+ */
+export const watchWriteSliceSubscribers = 64;
+/**
+ * After a broadcast pass that kept the thread busy for D ms, the next one
+ * starts no sooner than this × D later: fan-out then takes at most a third of
+ * the core (1 / (1 + 2)) however many watchers there are, and reservations the
+ * rest; with more watchers, each pass carries more events instead.
+ */
+export const watchBroadcastRestRatio = 2;
+/** Events one broadcast pass carries to each watcher; later ones wait for the next pass. */
+export const watchPassEventsMax = 64;
+/** Bytes of history one write carries when a watcher resumes; the rest follows once the socket takes it. */
+export const watchWriteBytesMax = 64 * 1024;
+/** The reconnect delay advertised to EventSource clients (the SSE `retry:` field). */
+export const watchClientRetryMs = 1_000;
+/** A dropped watcher's socket gets this long to flush its final event before it is destroyed. */
+export const watchCloseGraceMs = 5_000;
+/** A `Last-Event-ID` is a store revision: a safe integer, so at most 16 digits. */
+export const watchEventIdDigitsMax = 16;
 
 // ---- auth ------------------------------------------------------------------
 
@@ -254,3 +301,10 @@ assert.ok(migrateChunkKeysMax <= migrateKeySlabKeys, 'a slab of keys holds at le
 assert.ok(migrateReadWindowKeys <= migrateKeySlabKeys, 'a slab of keys holds at least one read window');
 assert.ok(migrateChunkBytesMax >= 2 * etcdValueBytesMax, 'a chunk holds at least one largest value');
 assert.ok(migrateGrpcReceiveBytesMax >= 2 * migrateChunkBytesMax, 'a reply holds at least a full chunk');
+assert.ok(watchPassEventsMax <= watchHistoryEventsMax, 'a pass reads its events from the history ring');
+assert.ok(watchLagRevisionsMax <= watchHistoryEventsMax, 'a dropped laggard can usually still resume from history');
+assert.ok(watchSubscribersMaxDefault <= watchSubscribersMaxMax);
+assert.ok(
+  watchHeartbeatIntervalMsDefault >= watchHeartbeatIntervalMsMin &&
+    watchHeartbeatIntervalMsDefault <= watchHeartbeatIntervalMsMax,
+);

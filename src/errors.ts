@@ -7,6 +7,8 @@ export const errorCatalogue = {
   bad_request: { status: 400, title: 'Bad request' },
   idempotency_key_required: { status: 400, title: 'Idempotency-Key header is required' },
   invalid_cursor: { status: 400, title: 'Cursor is not one this service issued' },
+  invalid_watch_filter: { status: 400, title: 'Watch needs exactly one of ?sku= (a list of SKU ids) or ?product=' },
+  invalid_last_event_id: { status: 400, title: 'Last-Event-ID is not a store revision' },
   unauthorized: { status: 401, title: 'Missing or unknown API key' },
   forbidden: { status: 403, title: 'API key lacks the role this needs' },
   not_found: { status: 404, title: 'No such resource' },
@@ -31,6 +33,7 @@ export const errorCatalogue = {
   store_unavailable: { status: 503, title: 'The store could not commit; retry shortly' },
   backend_unavailable: { status: 503, title: 'The storage backend is unreachable; retry shortly' },
   backend_no_space: { status: 503, title: 'The storage backend is out of space' },
+  watch_full: { status: 503, title: 'Too many watchers are connected; retry shortly' },
   not_ready: { status: 503, title: 'Service is starting or shutting down' },
   internal_error: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -2,6 +2,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Operation, OperationResult } from './engine/operations.ts';
 import type { BackendBreaker, BreakerState } from './store/backend-breaker.ts';
+import type { WatchHub } from './watch/hub.ts';
+import type { DropReason } from './watch/sse.ts';
 
 /** Latency buckets in seconds: sub-millisecond fsyncs up to multi-second stalls. */
 const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -59,8 +61,68 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private watchSource: WatchHub | undefined;
+  readonly watchSubscribers: Gauge;
+  readonly watchBufferedBytes: Gauge;
+  readonly watchEventsSent: Counter;
+  readonly watchEventsCoalesced: Counter;
+  readonly watchDropped: Counter<'reason'>;
+
   constructor() {
     const metrics = this;
+    // Watch figures are kept by the hub as plain numbers (its hot loop touches no instrument) and read on scrape.
+    let sentSeen = 0;
+    let coalescedSeen = 0;
+    const droppedSeen: Record<DropReason, number> = { lagging: 0, stalled: 0, shutdown: 0 };
+    this.watchSubscribers = new Gauge({
+      name: 'hotstock_watch_subscribers',
+      help: 'Stock watchers (SSE streams) connected now',
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.watchSource?.subscriberCount ?? 0);
+      },
+    });
+    this.watchBufferedBytes = new Gauge({
+      name: 'hotstock_watch_buffered_bytes',
+      help: 'Bytes written to watcher sockets that the kernel has not taken yet',
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.watchSource?.bufferedBytes() ?? 0);
+      },
+    });
+    this.watchEventsSent = new Counter({
+      name: 'hotstock_watch_events_sent_total',
+      help: 'Events written to watchers, counted once per watcher',
+      registers: [this.registry],
+      collect() {
+        const now = metrics.watchSource?.stats.eventsSent ?? 0;
+        this.inc(now - sentSeen);
+        sentSeen = now;
+      },
+    });
+    this.watchEventsCoalesced = new Counter({
+      name: 'hotstock_watch_events_coalesced_total',
+      help: 'Events a lagging watcher never got because a later state of the same SKU replaced them',
+      registers: [this.registry],
+      collect() {
+        const now = metrics.watchSource?.stats.eventsCoalesced ?? 0;
+        this.inc(now - coalescedSeen);
+        coalescedSeen = now;
+      },
+    });
+    this.watchDropped = new Counter({
+      name: 'hotstock_watch_subscribers_dropped_total',
+      help: 'Watchers the server disconnected, by reason (lagging, stalled, shutdown)',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const reason of Object.keys(droppedSeen) as DropReason[]) {
+          const now = metrics.watchSource?.stats.dropped[reason] ?? 0;
+          this.inc({ reason }, now - droppedSeen[reason]);
+          droppedSeen[reason] = now;
+        }
+      },
+    });
     this.queueDepth = new Gauge({
       name: 'hotstock_engine_queue_depth',
       help: 'Operations waiting in SKU queues',
@@ -75,6 +137,10 @@ export class Metrics {
   /** Queue depth is read when Prometheus scrapes, not tracked on every enqueue. */
   watchQueueDepth(source: () => number): void {
     this.queueDepthSource = source;
+  }
+
+  followWatch(hub: WatchHub): void {
+    this.watchSource = hub;
   }
 
   batchCommitted(batchSize: number, commitMs: number): void {

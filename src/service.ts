@@ -17,6 +17,7 @@ import type { Store } from './store/contract.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
 import { assertClusterFit } from './store/etcd-topology.ts';
 import { LmdbStore } from './store/lmdb-store.ts';
+import { WatchHub } from './watch/hub.ts';
 
 export interface Service {
   app: FastifyInstance;
@@ -25,6 +26,7 @@ export interface Service {
   sweeper: Sweeper;
   shedder: LoadShedder;
   metrics: Metrics;
+  watch: WatchHub;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
   seededSkus: number;
@@ -129,6 +131,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       shedding ? 'event loop behind: shedding mutations' : 'event loop caught up: no longer shedding',
     ),
   );
+  const watch = new WatchHub(store, {
+    subscribersMax: config.watchSubscribersMax,
+    heartbeatIntervalMs: config.watchHeartbeatIntervalMs,
+  });
+  metrics.followWatch(watch);
   let ready = false;
   let closingStarted = false;
   const app = await buildServer({
@@ -136,6 +143,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     store,
     metrics,
     apiKeys: new ApiKeys(config.apiKeys),
+    watch,
+    watchPublic: config.watchPublic,
     isReady: () => ready,
     isClosing: () => closingStarted,
     isShedding: () => shedder.shedding,
@@ -147,6 +156,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   );
   const skus = await engine.warm();
   const unfollow = engine.followStore();
+  await watch.start();
   const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
   app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
   sweeper.start();
@@ -157,6 +167,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   } catch (error) {
     await sweeper.stop();
     shedder.stop();
+    watch.close();
     unfollow();
     await store.close();
     throw error;
@@ -176,10 +187,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
       shedder.stop();
+      watch.close();
       unfollow();
       await store.close();
     })();
     return closing;
   };
-  return { app, engine, store, sweeper, shedder, metrics, url, seededSkus, close };
+  return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, close };
 }

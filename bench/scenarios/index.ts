@@ -8,6 +8,7 @@ import { migrateScenario } from './migrate.ts';
 import { overloadScenario } from './overload.ts';
 import { scaleScenario } from './scale.ts';
 import { throughputScenario } from './throughput.ts';
+import { watchScenario } from './watch.ts';
 
 export const scenarios: BenchScenario[] = [
   throughputScenario,
@@ -17,5 +18,6 @@ export const scenarios: BenchScenario[] = [
   overloadScenario,
   scaleScenario,
   etcdScenario,
+  watchScenario,
   migrateScenario,
 ];

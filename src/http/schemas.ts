@@ -20,7 +20,12 @@ export const idSchema = {
   pattern: '^[^\\p{C}\\p{Z}]+$',
 } as const;
 
-const labelSchema = { type: 'string', minLength: 1, maxLength: labelLengthMax, pattern: '^[^\\p{C}]+$' } as const;
+export const labelSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: labelLengthMax,
+  pattern: '^[^\\p{C}]+$',
+} as const;
 const cursorSchema = { type: 'string', minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_-]+$' } as const;
 
 export const skuViewSchema = {

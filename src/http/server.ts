@@ -15,6 +15,7 @@ import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/contract.ts';
+import type { WatchHub } from '../watch/hub.ts';
 import type { ApiKeys } from './auth.ts';
 import {
   clientErrorHandler,
@@ -26,12 +27,16 @@ import { type AdminDeps, adminRoutes } from './routes-admin.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
+import { watchRoutes } from './routes-watch.ts';
 
 export interface ServerDeps {
   engine: Engine;
   store: Store;
   metrics: Metrics;
   apiKeys: ApiKeys;
+  watch: WatchHub;
+  /** GET /v1/watch needs no API key. */
+  watchPublic: boolean;
   isReady: () => boolean;
   isClosing: () => boolean;
   /** True while the process is too far behind to take more mutations (see load-shedder.ts). */
@@ -136,8 +141,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   skuRoutes(app, deps.engine, deps.store);
   orderRoutes(app, deps.engine, deps.store);
+  watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
   adminRoutes(app, { store: deps.store, breaker: deps.admin?.breaker, etcd: deps.admin?.etcd });
+  // Watch streams never finish on their own: end them (with a final event) before the server waits for its connections.
+  app.addHook('preClose', async () => deps.watch.close());
   installMethodNotAllowed(app, routes);
   return app;
 }
