@@ -25,7 +25,7 @@ import { benchAdminKey, benchClientKey } from '../servers.ts';
 import { type IpcChild, spawnIpc } from '../watch-procs.ts';
 import { runWrk } from '../wrk.ts';
 
-const name = 'watch: 10,000 SSE clients';
+const name = '8 watch, 10,000 SSE clients';
 const wrkConnections = 64;
 const hotSku = 'hot';
 const watchPath = `/v1/watch?sku=${hotSku}`;
