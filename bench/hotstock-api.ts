@@ -111,3 +111,13 @@ export function checkRow(scenario: string, check: { exact: boolean; output: stri
     note: check.output.split('\n').at(-1),
   };
 }
+
+/** Requests the server shed with 503 `overloaded`, by reason, read from its /metrics. */
+export async function shedCounts(url: string): Promise<{ eventLoopLag: number; queue: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sample = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+  return {
+    eventLoopLag: sample(/^hotstock_requests_shed_total\{reason="event_loop_lag"\} (\d+)/m),
+    queue: sample(/^hotstock_reservations_total\{result="overloaded"\} (\d+)/m),
+  };
+}

@@ -2,7 +2,7 @@
 // SKU whose stock runs out half-way (open loop). Every request must get the
 // right outcome: 201 while stock lasts, then 409 sold_out; no 5xx, no timeout.
 
-import { checkRow, createSkus, skuLedger, withHotstock } from '../hotstock-api.ts';
+import { checkRow, createSkus, shedCounts, skuLedger, withHotstock } from '../hotstock-api.ts';
 import { runOpenLoop } from '../open-loop.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
 import { benchClientKey } from '../servers.ts';
@@ -32,9 +32,9 @@ export const flashSaleScenario: BenchScenario = {
         skus: ['hot'],
         timeoutMs,
       });
-      return { load, ledger: await skuLedger(server.url, 'hot') };
+      return { load, ledger: await skuLedger(server.url, 'hot'), shed: await shedCounts(server.url) };
     });
-    const { load, ledger } = run.result;
+    const { load, ledger, shed } = run.result;
     const created = load.statuses['201'] ?? 0;
     const soldOut = load.codes.sold_out ?? 0;
     const serverErrors = Object.entries(load.statuses)
@@ -43,7 +43,7 @@ export const flashSaleScenario: BenchScenario = {
     const correct =
       created === stock && soldOut === load.offered - stock && ledger.reserved === stock && ledger.available === 0;
     context.log(`${created} created, ${soldOut} sold_out, ${serverErrors} 5xx, ${load.timeouts} timeouts`);
-    const note = `${load.offered} offered: ${created} x 201, ${soldOut} x sold_out, ${serverErrors} x 5xx, ${load.timeouts} timeouts, ${load.networkErrors} network errors; generator lag max ${load.generatorLagMaxMs} ms`;
+    const note = `${load.offered} offered: ${created} x 201, ${soldOut} x sold_out, ${serverErrors} x 5xx, ${load.timeouts} timeouts, ${load.networkErrors} network errors; generator lag max ${load.generatorLagMaxMs} ms; shed: ${shed.eventLoopLag} on event-loop lag, ${shed.queue} on queue wait/depth`;
     return [
       {
         scenario: name,

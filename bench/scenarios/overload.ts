@@ -2,7 +2,7 @@
 // same server), then offers twice that rate open-loop for 20 s. Accepted
 // requests must stay fast; the excess must get a fast 503 `overloaded` with
 // Retry-After, and nothing may time out.
-import { checkRow, createSkus, withHotstock } from '../hotstock-api.ts';
+import { checkRow, createSkus, shedCounts, withHotstock } from '../hotstock-api.ts';
 import { runOpenLoop } from '../open-loop.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
 import { benchClientKey } from '../servers.ts';
@@ -38,19 +38,19 @@ export const overloadScenario: BenchScenario = {
         skus: ['hot'],
         timeoutMs,
       });
-      return { sustainable, load };
+      return { sustainable, load, shed: await shedCounts(server.url) };
     });
-    const { sustainable, load } = run.result;
+    const { sustainable, load, shed } = run.result;
     const accepted = load.statuses['201'] ?? 0;
-    const shed = load.codes.overloaded ?? 0;
-    const other = load.all.count - accepted - shed;
+    const shedTotal = load.codes.overloaded ?? 0;
+    const other = load.all.count - accepted - shedTotal;
     return [
       {
         scenario: name,
         measure: 'accepted P99 ms',
         value: load.accepted.p99Ms,
         target: { text: `<= ${acceptedP99TargetMs} ms`, met: load.accepted.p99Ms <= acceptedP99TargetMs },
-        note: `offered ${2 * sustainable}/s (sustainable ${sustainable}/s): ${accepted} accepted, ${shed} x 503 overloaded, ${other} other`,
+        note: `offered ${2 * sustainable}/s (sustainable ${sustainable}/s): ${accepted} accepted, ${shedTotal} x 503 overloaded (${shed.eventLoopLag} on event-loop lag, ${shed.queue} on queue wait/depth), ${other} other`,
       },
       {
         scenario: name,

@@ -22,7 +22,7 @@ import {
   testSeed,
   withRetry,
 } from '../support/load.ts';
-import { createSku, killIfRunning, type ServerProcess, spawnServer, tempDataDir } from '../support/service.ts';
+import { createSku, killSpawnedServers, type ServerProcess, spawnServer, tempDataDir } from '../support/service.ts';
 
 // ---- bounds ------------------------------------------------------------------
 
@@ -397,7 +397,8 @@ test('acknowledged orders survive SIGKILL at random moments under concurrent loa
   const { dir, remove } = tempDataDir('hotstock-kill9');
   let server: ServerProcess | undefined;
   t.after(async () => {
-    await killIfRunning(server);
+    // Also a server whose start the test's timeout interrupted, which `server` does not hold yet.
+    await killSpawnedServers();
     remove();
   });
   const book = new ClientBook();

@@ -140,6 +140,20 @@ export interface ServerProcess {
   output: () => string;
 }
 
+/** Every server child still running, so a test that times out mid-start can still end them all. */
+const runningServers = new Set<ChildProcess>();
+
+/** SIGKILLs every `hotstock serve` child this process started that is still running, and waits for them. */
+export async function killSpawnedServers(): Promise<void> {
+  await Promise.all(
+    [...runningServers].map((child) => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      return exited;
+    }),
+  );
+}
+
 /** Runs `hotstock serve` as a real child process and waits until it listens. */
 export async function spawnServer(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
   const child = spawn(
@@ -165,8 +179,12 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
+  runningServers.add(child);
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
-    child.once('exit', (code, signal) => resolve(signal ?? code)),
+    child.once('exit', (code, signal) => {
+      runningServers.delete(child);
+      resolve(signal ?? code);
+    }),
   );
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
