@@ -1,9 +1,9 @@
 // What the scenarios ask of a hotstock server besides load: create SKUs, read
 // a SKU's ledger (the durable count of what was sold), and run `hotstock
 // check` on a stopped server's data directory.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { runProcess } from './process.ts';
 import type { BenchRow } from './scenario.ts';
 import { benchAdminKey, type PinnedServer, startHotstock } from './servers.ts';
 
@@ -61,18 +61,8 @@ export async function checkLedger(
   dataDir: string,
   extraArgs: string[] = [],
 ): Promise<{ exact: boolean; output: string }> {
-  const child = spawn(process.execPath, [hotstockScript, 'check', '--data-dir', dataDir, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { exact: code === 0, output: output.trim() };
+  const run = await runProcess(process.execPath, [hotstockScript, 'check', '--data-dir', dataDir, ...extraArgs]);
+  return { exact: run.code === 0, output: `${run.stdout}${run.stderr}`.trim() };
 }
 
 export interface HotstockRun<T> {

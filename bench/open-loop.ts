@@ -4,10 +4,10 @@
 // the offered rate (no coordinated omission). Runs as its own process pinned
 // to the load CPU: `runOpenLoop` spawns this file, which loads, then prints
 // one JSON line of results.
-import { spawn } from 'node:child_process';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { resultLine, runProcess } from './process.ts';
 
 export interface OpenLoopOptions {
   cpu: number;
@@ -61,21 +61,11 @@ const generatorSemiSpace = '--max-semi-space-size=4';
 const warmUpRounds = 20;
 
 export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
-  const child = spawn('taskset', ['-c', String(options.cpu), process.execPath, generatorSemiSpace, selfScript], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, OPEN_LOOP_OPTIONS: JSON.stringify(options) },
+  const run = await runProcess(process.execPath, [generatorSemiSpace, selfScript], {
+    cpu: options.cpu,
+    env: { OPEN_LOOP_OPTIONS: JSON.stringify(options) },
   });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const line = output.split('\n').find((text) => text.startsWith(resultPrefix));
-  if (code !== 0 || line === undefined) throw new Error(`open-loop generator failed (${code}):\n${output}`);
-  return JSON.parse(line.slice(resultPrefix.length)) as OpenLoopResult;
+  return resultLine<OpenLoopResult>(run, resultPrefix, 'open-loop generator');
 }
 
 function summary(histogram: RecordableHistogram): LatencySummary {

@@ -2,8 +2,8 @@
 // bench/wrk/orders.lua. Used for the maximum-throughput scenarios, where a
 // fixed number of connections each send their next request as soon as the
 // previous one is answered.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { resultLine, runProcess } from './process.ts';
 
 const ordersScript = fileURLToPath(new URL('./wrk/orders.lua', import.meta.url));
 
@@ -33,9 +33,6 @@ export interface WrkResult {
 
 export async function runWrk(options: WrkOptions): Promise<WrkResult> {
   const args = [
-    '-c',
-    String(options.cpu),
-    'wrk',
     `-t${options.threads ?? 1}`,
     `-c${options.connections}`,
     `-d${options.durationS}s`,
@@ -45,21 +42,11 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     ordersScript,
     options.url,
   ];
-  const child = spawn('taskset', args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BENCH_RUN: `${process.pid}-${Date.now().toString(36)}`, ...options.env },
+  const run = await runProcess('wrk', args, {
+    cpu: options.cpu,
+    env: { BENCH_RUN: `${process.pid}-${Date.now().toString(36)}`, ...options.env },
   });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const line = output.split('\n').find((text) => text.startsWith('WRK_RESULT '));
-  if (code !== 0 || line === undefined) throw new Error(`wrk failed (${code}):\n${output}`);
-  const raw = JSON.parse(line.slice('WRK_RESULT '.length)) as {
+  const raw = resultLine<{
     requests: number;
     durationUs: number;
     p50Us: number;
@@ -68,7 +55,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     maxUs: number;
     errors: WrkResult['errors'];
     statuses: Record<string, number>;
-  };
+  }>(run, 'WRK_RESULT ', 'wrk');
   const durationS = raw.durationUs / 1e6;
   return {
     requests: raw.requests,

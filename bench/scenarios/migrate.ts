@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
+import { freePort } from '../../test/support/etcd.ts';
+import { type ProcessResult, runProcess } from '../process.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
 
 const mainScript = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -21,20 +23,6 @@ const keysPerSecondTarget = 50_000;
 const loadTxnOps = 128;
 const loadTxnsInFlight = 16;
 const etcdStartTimeoutMs = 30_000;
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 async function startEtcd(cpu: number, dataDir: string): Promise<{ url: string; child: ChildProcess }> {
   const url = `http://127.0.0.1:${await freePort()}`;
@@ -88,25 +76,8 @@ async function load(client: Etcd3, keys: number): Promise<void> {
   await Promise.all(Array.from({ length: loadTxnsInFlight }, worker));
 }
 
-function runPinned(
-  cpu: number,
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const startedAt = performance.now();
-  const child = spawn('taskset', ['-c', String(cpu), process.execPath, mainScript, 'migrate', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve) =>
-    child.once('exit', (code) => resolve({ code, stdout, stderr, ms: performance.now() - startedAt })),
-  );
+function runPinned(cpu: number, args: string[]): Promise<ProcessResult> {
+  return runProcess(process.execPath, [mainScript, 'migrate', ...args], { cpu });
 }
 
 async function run(context: BenchContext): Promise<BenchRow[]> {
