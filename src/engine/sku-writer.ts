@@ -2,6 +2,7 @@
 // writer takes a batch, reads what the batch needs in one snapshot, decides
 // every operation against the SKU's warm state, and commits the whole batch as
 // one conditional commit. Replies go out only after that commit is durable.
+// While one batch commits, the next is decided on top of it (see `run`).
 // A failed commit leaves the warm state untouched (the rollback), a version
 // conflict reloads the SKU and decides the batch again.
 import assert from 'node:assert/strict';
@@ -243,8 +244,10 @@ export class SkuWriter {
     this.queue.unshift(...retry);
   }
 
-  /** Reads, in two rounds, every key the batch may need, into a fresh working set. */
-  /** Keys the batch ahead wrote are taken as it leaves them; the rest come from the store. */
+  /**
+   * Reads, in two rounds, every key the batch may need, into a fresh working
+   * set: keys the batch ahead wrote as it leaves them, the rest from the store.
+   */
   private async snapshot(batch: Queued[], ahead: WorkingSet | undefined): Promise<WorkingSet> {
     const ws = new WorkingSet();
     const skuKey = keys.sku(this.skuId);
