@@ -206,7 +206,9 @@ export class SkuWriter {
       return undefined;
     }
     if (!outcome.ok) {
-      this.requeue([...ahead.batch, ...(next?.batch ?? [])], true);
+      // Only the batch that reached the store spends a retry; the one layered on it goes back as it was.
+      if (next) this.requeue(next.batch, false);
+      this.requeue(ahead.batch, true);
       // Another instance committed this SKU: give it a moment (randomised, so two
       // instances do not keep colliding in step), then reload and decide again.
       await sleep(Math.random() * commitConflictBackoffMsMax);

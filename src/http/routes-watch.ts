@@ -149,6 +149,7 @@ export function watchRoutes(app: FastifyInstance, hub: WatchHub, watchPublic: bo
     async (request, reply) => {
       const filter = watchFilter(request.query, hub);
       const lastEventId = lastEventIdOf(request.headers['last-event-id'], request.query.lastEventId);
+      if (!hub.accepting) throw new HttpProblem('not_ready', 'the service is shutting down');
       if (hub.full) {
         throw new HttpProblem('watch_full', `${hub.subscriberCount} of ${hub.subscribersMax} watchers are connected`);
       }

@@ -81,6 +81,15 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
       stopWatch();
       notify();
     });
+    // etcd3 would reconnect by itself from the revision in the last response's header, which during
+    // catch-up is etcd's current revision, not the last event sent: the events between would be lost.
+    // So a broken stream is watched again from the checkpoint instead, like any other failure.
+    created.on('disconnected', () => {
+      if (created !== watcher) return;
+      watchFailure = new Error('the watch stream disconnected');
+      stopWatch();
+      notify();
+    });
     watcher = created;
   };
   const stopWatch = () => {

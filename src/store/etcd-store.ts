@@ -362,9 +362,9 @@ export class EtcdStore implements Store {
         // A value under our prefix that is not ours (not JSON) must not take the process down.
         process.emitWarning(`change feed could not read a watch event: ${(error as Error).stack ?? error}`);
       }
-      // Everything up to the header revision has now been sent for our prefix.
-      const upTo = Number(response.header.revision);
-      if (upTo > this.feedRevision) this.feedRevision = upTo;
+      // The feed advances only by the events it delivered: while a watch catches up, each
+      // response's header carries etcd's current revision, not the last event sent, so
+      // resuming after the header could skip events.
     });
     watcher.on('disconnected', () => {
       // Resume exactly after what was delivered, whatever etcd3 tracked meanwhile.

@@ -32,7 +32,7 @@ import {
 } from '../constants.ts';
 import { available } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
-import { type CommittedChange, type Store, scanPrefix } from '../store/contract.ts';
+import { type ChangeFeedGap, type CommittedChange, type Store, scanPrefix } from '../store/contract.ts';
 import { keys } from '../store/keys.ts';
 import { matches, type WatchFilter } from './filter.ts';
 import { type HistoryEntry, HistoryRing } from './history.ts';
@@ -117,20 +117,56 @@ export class WatchHub {
 
   /** Follows the change feed, then loads every SKU's current state (feed first, so no commit falls between). */
   async start(): Promise<void> {
-    this.unsubscribe = this.store.subscribe((change) => this.ingest(change));
+    this.unsubscribe = this.store.subscribe(
+      (change) => this.ingest(change),
+      (gap) => void this.recoverFromGap(gap),
+    );
     const startRevision = await this.store.revision();
     this.revision = Math.max(this.revision, startRevision);
     this.dispatched = this.revision;
     // Events the feed delivered while we read the revision are older than any resume we can serve exactly.
     this.history = new HistoryRing(this.options.historyEventsMax ?? watchHistoryEventsMax, this.revision);
+    await this.loadStates();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Reads every SKU's current state from the store (newer than what the hub holds wins). */
+  private async loadStates(): Promise<void> {
     for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
       for (const entry of page) {
         const current = this.states.get(entry.value.sku);
         if (current === undefined || current.version < entry.version) this.setState(entry.value, entry.version);
       }
     }
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs);
-    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * The change feed lost commits (etcd compacted them first): the states are
+   * read again, history restarts after the gap (a resume from inside it gets
+   * `resync`), and every watcher gets the latest state of what changed.
+   */
+  async recoverFromGap(gap: ChangeFeedGap): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.loadStates();
+    } catch {
+      // The store is unreachable: each SKU's next commit brings its state up to date.
+    }
+    this.revision = Math.max(this.revision, gap.resumedAfterRevision);
+    this.history = new HistoryRing(this.options.historyEventsMax ?? watchHistoryEventsMax, this.revision);
+    this.dispatched = this.revision;
+    for (const subscriber of this.subscribers) if (!subscriber.gone) this.coalesceWhenDrained(subscriber);
+  }
+
+  /** The stock a watcher of `sku` is shown now. */
+  stockOf(sku: string): Readonly<StockState> | undefined {
+    return this.states.get(sku);
+  }
+
+  /** False once the hub is closed (the service is shutting down): no new watchers. */
+  get accepting(): boolean {
+    return !this.closed;
   }
 
   /**
@@ -249,6 +285,8 @@ export class WatchHub {
    */
   subscribe(socket: Socket, filter: WatchFilter, lastEventId: number | undefined): void {
     assert.ok(!this.closed && !this.full, 'subscribe on a closed or full hub');
+    // The client hung up while the request was being handled: its 'close' has already fired.
+    if (socket.destroyed) return;
     const subscriber: Subscriber = {
       socket,
       filter,
