@@ -154,17 +154,23 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
     app.log.error({ err: error }, 'sweep failed'),
   );
-  const skus = await engine.warm();
-  const unfollow = engine.followStore();
-  await watch.start();
-  const seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
-  app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
-  sweeper.start();
-  shedder.start();
+  let unfollow = () => {};
   let url: string;
+  let seededSkus: number;
   try {
+    // Follow the change feed from the current revision before the warm-up scan: the scan reads
+    // page by page, and a change to a page already read must still arrive.
+    await store.revision();
+    unfollow = engine.followStore();
+    const skus = await engine.warm();
+    await watch.start();
+    seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
+    app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
+    sweeper.start();
+    shedder.start();
     url = await app.listen({ host: config.host, port: config.port });
   } catch (error) {
+    // A failed start releases what it took (feeds, timers, the store's client), so the process can exit.
     await sweeper.stop();
     shedder.stop();
     watch.close();

@@ -85,7 +85,12 @@ export class Engine {
   /** Loads every SKU into memory; the hot path never reads a SKU from the store. */
   async warm(): Promise<number> {
     for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
-      for (const entry of page) this.addWriter(entry.value.sku, { record: entry.value, version: entry.version });
+      for (const entry of page) {
+        // The change feed may already have brought a newer state of this SKU; the newer one stays.
+        const writer = this.writers.get(entry.value.sku);
+        if (writer) writer.observe(entry.value, entry.version);
+        else this.addWriter(entry.value.sku, { record: entry.value, version: entry.version });
+      }
     }
     return this.writers.size;
   }

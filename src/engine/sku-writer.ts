@@ -47,6 +47,7 @@ interface Queued {
   queuedAtMs: number;
   /** Commits of its batches that failed a version check so far. */
   conflicts: number;
+  answered: boolean;
 }
 
 /** A batch read and decided, not yet handed to the store. */
@@ -109,7 +110,7 @@ export class SkuWriter {
   submit(op: Operation): Promise<OperationResult> {
     assert.ok(this.queue.length < skuQueueDepthMax, 'submit past the queue bound');
     const result = new Promise<OperationResult>((resolve) =>
-      this.queue.push({ op, resolve, queuedAtMs: performance.now(), conflicts: 0 }),
+      this.queue.push({ op, resolve, queuedAtMs: performance.now(), conflicts: 0, answered: false }),
     );
     if (!this.running) {
       this.running = true;
@@ -138,16 +139,27 @@ export class SkuWriter {
    * decided on state that never happened, and goes back to the queue.
    */
   private async run(): Promise<void> {
+    let ahead: InFlight | undefined;
+    let next: Prepared | undefined;
     try {
-      let ahead: InFlight | undefined;
       while (this.queue.length > 0 || ahead !== undefined) {
-        const next = this.queue.length > 0 ? await this.prepare(ahead) : undefined;
+        next = this.queue.length > 0 ? await this.prepare(ahead) : undefined;
         if (ahead === undefined) {
           ahead = next && this.issue(next, undefined);
-          continue;
+        } else {
+          ahead = await this.settle(ahead, next);
         }
-        ahead = await this.settle(ahead, next);
+        next = undefined;
       }
+    } catch (error) {
+      // A defect, not a store failure (those are answered above): no request may hang on it.
+      // What was in flight has an unclear outcome, which 503 says; the queue is refused likewise.
+      this.hooks.storeFailed(error);
+      const held = [...(ahead?.batch ?? []), ...(next?.batch ?? []), ...this.queue.splice(0)];
+      this.answerAll(
+        held.filter((queued) => !queued.answered),
+        rejected('store_unavailable', 'the batch could not be processed'),
+      );
     } finally {
       this.running = false;
     }
@@ -313,12 +325,14 @@ export class SkuWriter {
       : decision;
     this.hooks.decided(queued.op, result);
     this.hooks.dequeued(1);
+    queued.answered = true;
     queued.resolve(result);
   }
 
   private answerAll(batch: Queued[], result: OperationResult): void {
     for (const queued of batch) {
       this.hooks.decided(queued.op, result);
+      queued.answered = true;
       queued.resolve(result);
     }
     this.hooks.dequeued(batch.length);

@@ -26,6 +26,7 @@ import {
   ExponentialBackoff,
   handleWhen,
   isBrokenCircuitError,
+  noop,
   retry,
 } from 'cockatiel';
 import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, isRecoverableError, type Watcher } from 'etcd3';
@@ -86,9 +87,12 @@ const hostConsecutiveFailures = 2;
 
 /**
  * An etcd3 client with every option stated: dial timeout, TLS, and fault
- * handling. A call that fails on one member is retried on another (bounded by
- * `etcdCallAttemptsMax`, within the call's own deadline); a member that keeps
- * failing is skipped for a while. The watch reconnects with a bounded backoff.
+ * handling. The client itself retries nothing: a commit whose answer was lost
+ * may have been applied, and sending it again would fail its own version
+ * checks and be taken for a conflict, then decided again (applied twice).
+ * EtcdStore retries reads on another member instead (`etcdCallAttemptsMax`);
+ * a member that keeps failing is skipped for a while. The watch reconnects
+ * with a bounded backoff.
  */
 export function createEtcdClient(connection: EtcdConnection): Etcd3 {
   const tls = connection.tls;
@@ -106,7 +110,7 @@ export function createEtcdClient(connection: EtcdConnection): Etcd3 {
       : {}),
     // etcd3 bundles an older cockatiel; its pool only calls `execute`, which these policies share.
     faultHandling: {
-      global: retry(handleWhen(recoverable), { maxAttempts: etcdCallAttemptsMax - 1 }) as unknown as EtcdPolicy,
+      global: noop as unknown as EtcdPolicy,
       host: () =>
         circuitBreaker(handleWhen(recoverable), {
           halfOpenAfter: hostHalfOpenAfterMs,
@@ -185,6 +189,8 @@ export class EtcdStore implements Store {
   private seenRevision = 0;
   /** The last revision the feed delivered (or skipped past, for revisions with none of our keys). */
   private feedRevision = 0;
+  /** Reads that fail recoverably go to another member, up to `etcdCallAttemptsMax` attempts in all. */
+  private readonly readRetry = retry(handleWhen(recoverable), { maxAttempts: etcdCallAttemptsMax - 1 });
   private closed = false;
 
   constructor(options: EtcdStoreOptions) {
@@ -223,10 +229,16 @@ export class EtcdStore implements Store {
   }
 
   /** Runs one etcd call through the breaker, with etcd failures mapped to store failures. */
-  private async call<T>(body: () => Promise<T>): Promise<T> {
+  /**
+   * One etcd call through the breaker, with etcd errors mapped to store
+   * failures. Reads are retried on another member; a commit is sent once
+   * (`idempotent: false`): an unclear outcome is an error, never a resend.
+   */
+  private async call<T>(body: () => Promise<T>, idempotent = true): Promise<T> {
+    const attempt = idempotent ? () => this.readRetry.execute(body) : body;
     const mapped = async () => {
       try {
-        return await body();
+        return await attempt();
       } catch (error) {
         throw storeFailureOf(error);
       }
@@ -307,20 +319,22 @@ export class EtcdStore implements Store {
         ? { request_put: { key: this.key(write.key), value: Buffer.from(JSON.stringify(write.value), 'utf8') } }
         : { request_delete_range: { key: this.key(write.key) } },
     );
-    const response = await this.call(() =>
-      this.client.kv.txn(
-        {
-          compare: checks.map((check) => ({
-            key: this.key(check.key),
-            target: 'Mod' as const,
-            result: 'Equal' as const,
-            mod_revision: check.version,
-          })),
-          success,
-          failure: checks.map((check) => ({ request_range: { key: this.key(check.key), keys_only: true } })),
-        },
-        deadline(etcdCommitTimeoutMs),
-      ),
+    const response = await this.call(
+      () =>
+        this.client.kv.txn(
+          {
+            compare: checks.map((check) => ({
+              key: this.key(check.key),
+              target: 'Mod' as const,
+              result: 'Equal' as const,
+              mod_revision: check.version,
+            })),
+            success,
+            failure: checks.map((check) => ({ request_range: { key: this.key(check.key), keys_only: true } })),
+          },
+          deadline(etcdCommitTimeoutMs),
+        ),
+      false,
     );
     const revision = this.see(response.header.revision);
     if (response.succeeded) return { ok: true, revision };

@@ -202,6 +202,38 @@ describe('pipeline: the next batch is decided while one commits', () => {
   });
 });
 
+describe('defects', () => {
+  test('an exception inside the writer answers every held request (none hangs) and the writer keeps working', async () => {
+    const store = new FaultyStore(openStore());
+    let throwOnCommit = false;
+    const engine = new Engine(
+      store,
+      { reservationTtlMs: 60_000, idempotencyTtlMs: 60_000 },
+      {
+        ...quietObserver,
+        batchCommitted() {
+          if (throwOnCommit) {
+            throwOnCommit = false;
+            throw new Error('injected: a listener failed');
+          }
+        },
+      },
+    );
+    await createSku(engine, 'brittle', 100);
+    throwOnCommit = true;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => engine.submit('brittle', reserveOp(`u${i}`))),
+    );
+    const unclear = count(results, (r) => !r.ok && r.code === 'store_unavailable');
+    assert.ok(unclear > 0, 'the batch whose handling failed was answered 503');
+    assert.equal(count(results, (r) => r.ok) + unclear, 20, JSON.stringify(results));
+    assert.equal(engine.queueDepth, 0, 'nothing is left counted as waiting');
+    assert.ok((await engine.submit('brittle', reserveOp('after'))).ok, 'the writer works again');
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+});
+
 describe('admission', () => {
   test('a SKU whose oldest waiting request has waited past the bound sheds new ones; the accepted still commit', async () => {
     const store = new FaultyStore(openStore());
