@@ -6,29 +6,15 @@ import { Etcd3 } from 'etcd3';
 import { prefixRangeEnd, rangeStart } from '../../src/migrate/source.ts';
 import { mainScript } from './service.ts';
 
+// The same seeded generator and seed choice as every other randomised test.
+export { seededRandom, testSeed } from './load.ts';
+
 /** etcd allows at most 128 operations in one txn. */
 const etcdTxnOpsMax = 128;
 /** etcd refuses requests over 1.5 MiB; a txn is cut before its keys and values pass this. */
 const etcdTxnBytesMax = 1024 * 1024;
 /** Txns a loader keeps in flight at once. */
 const loadTxnsInFlight = 8;
-
-/** mulberry32: small, fast, good enough to shuffle test data; the same seed gives the same data. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function testSeed(): number {
-  const fromEnv = process.env.HOTSTOCK_TEST_SEED;
-  return fromEnv !== undefined ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
-}
 
 export function etcdClient(endpoints: string[]): Etcd3 {
   return new Etcd3({
