@@ -5,9 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { runProcess } from './process.ts';
 import type { BenchRow } from './scenario.ts';
-import { benchAdminKey, type PinnedServer, startHotstock } from './servers.ts';
+import { benchAdminKey, benchClientKey, type PinnedServer, startHotstock } from './servers.ts';
+import { runWrk, type WrkResult } from './wrk.ts';
 
 const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
+const hotSku = 'hot';
+/** Stock of the hot SKU: more than any run can sell, so no run ends sold out. */
+const hotSkuStock = 1_000_000_000;
 /** SKUs are created this many at a time. */
 const createConcurrency = 32;
 
@@ -110,4 +114,35 @@ export async function shedCounts(url: string): Promise<{ eventLoopLag: number; q
     eventLoopLag: sample(/^hotstock_requests_shed_total\{reason="event_loop_lag"\} (\d+)/m),
     queue: sample(/^hotstock_reservations_total\{result="overloaded"\} (\d+)/m),
   };
+}
+
+export interface HotSkuLoad {
+  cpu: number;
+  durationS: number;
+  connections: number;
+  /** Reservations per request (orders:batch); single POST /v1/orders when absent. */
+  batch?: number;
+}
+
+/**
+ * The load most scenarios share: a SKU `hot` with stock that never runs out,
+ * reserved on by wrk, and the durable count read back from its ledger.
+ */
+export async function reserveOnHotSku(
+  url: string,
+  options: HotSkuLoad,
+): Promise<{ load: WrkResult; reserved: number }> {
+  await createSkus(url, [hotSku], hotSkuStock);
+  const load = await runWrk({
+    cpu: options.cpu,
+    url,
+    durationS: options.durationS,
+    connections: options.connections,
+    env: {
+      BENCH_KEY: benchClientKey,
+      BENCH_SKUS: hotSku,
+      ...(options.batch === undefined ? {} : { BENCH_BATCH: String(options.batch) }),
+    },
+  });
+  return { load, reserved: (await skuLedger(url, hotSku)).reserved };
 }

@@ -1,10 +1,9 @@
 // Scenario 3: POST /v1/orders:batch with 100 and 1000 reservations per
 // request on one hot SKU, closed loop (wrk); durable reservations/s counted
 // from the SKU's ledger.
-import { checkRow, createSkus, skuLedger, withHotstock } from '../hotstock-api.ts';
+import { checkRow, reserveOnHotSku, withHotstock } from '../hotstock-api.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
-import { benchClientKey } from '../servers.ts';
-import { runWrk, statusClass } from '../wrk.ts';
+import { statusClass } from '../wrk.ts';
 
 const name = '3 batch reservations';
 const targetPerS = 100_000;
@@ -18,19 +17,11 @@ export const batchScenario: BenchScenario = {
     const durationS = context.smoke ? 1 : 10;
     const rows: BenchRow[] = [];
     for (const batch of batchSizes) {
-      const run = await withHotstock(context.serverCpu, async (server) => {
-        await createSkus(server.url, ['hot'], 1_000_000_000);
-        const load = await runWrk({
-          cpu: context.loadCpu,
-          url: server.url,
-          durationS,
-          connections,
-          env: { BENCH_KEY: benchClientKey, BENCH_SKUS: 'hot', BENCH_BATCH: String(batch) },
-        });
-        return { load, ledger: await skuLedger(server.url, 'hot') };
-      });
-      const { load, ledger } = run.result;
-      const perS = ledger.reserved / load.durationS;
+      const run = await withHotstock(context.serverCpu, (server) =>
+        reserveOnHotSku(server.url, { cpu: context.loadCpu, durationS, connections, batch }),
+      );
+      const { load, reserved } = run.result;
+      const perS = reserved / load.durationS;
       context.log(`batch ${batch}: ${perS.toFixed(0)} durable reservations/s`);
       rows.push(
         {

@@ -7,10 +7,10 @@
 // etcd runs on the server CPU with hotstock; the load on the other CPU.
 import { execFileSync } from 'node:child_process';
 import { startEtcdCluster } from '../../test/support/etcd.ts';
-import { checkLedger, checkRow, createSkus, skuLedger, withHotstock } from '../hotstock-api.ts';
+import { checkLedger, checkRow, reserveOnHotSku, withHotstock } from '../hotstock-api.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
-import { benchClientKey, startHotstock } from '../servers.ts';
-import { runWrk, statusClass, type WrkResult } from '../wrk.ts';
+import { startHotstock } from '../servers.ts';
+import { statusClass, type WrkResult } from '../wrk.ts';
 
 const name = '7 etcd store, 1 hot SKU';
 const connections = 64;
@@ -48,15 +48,8 @@ async function runOnEtcd(context: BenchContext, durationS: number, maxTxnOps: nu
     const server = await startHotstock({ cpu: context.serverCpu, args });
     let result: Measured;
     try {
-      await createSkus(server.url, ['hot'], 1_000_000_000);
-      const load = await runWrk({
-        cpu: context.loadCpu,
-        url: server.url,
-        durationS,
-        connections,
-        env: { BENCH_KEY: benchClientKey, BENCH_SKUS: 'hot' },
-      });
-      result = measured(load, (await skuLedger(server.url, 'hot')).reserved);
+      const { load, reserved } = await reserveOnHotSku(server.url, { cpu: context.loadCpu, durationS, connections });
+      result = measured(load, reserved);
     } finally {
       await server.stop();
       server.remove();
@@ -81,15 +74,8 @@ export const etcdScenario: BenchScenario = {
   run: async (context: BenchContext): Promise<BenchRow[]> => {
     const durationS = context.smoke ? 2 : 15;
     const lmdb = await withHotstock(context.serverCpu, async (server) => {
-      await createSkus(server.url, ['hot'], 1_000_000_000);
-      const load = await runWrk({
-        cpu: context.loadCpu,
-        url: server.url,
-        durationS,
-        connections,
-        env: { BENCH_KEY: benchClientKey, BENCH_SKUS: 'hot' },
-      });
-      return measured(load, (await skuLedger(server.url, 'hot')).reserved);
+      const { load, reserved } = await reserveOnHotSku(server.url, { cpu: context.loadCpu, durationS, connections });
+      return measured(load, reserved);
     });
     context.log(`hotstock on LMDB: ${lmdb.result.perS.toFixed(0)} durable reservations/s`);
     const rows: BenchRow[] = [];

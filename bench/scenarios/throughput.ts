@@ -1,6 +1,6 @@
 // Scenario 1: maximum throughput of POST /v1/orders on one hot SKU, 64
 // connections, closed loop (wrk), against the same-run bare-Fastify baseline.
-import { checkRow, createSkus, skuLedger, withHotstock } from '../hotstock-api.ts';
+import { checkRow, reserveOnHotSku, withHotstock } from '../hotstock-api.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
 import { benchClientKey, startBaseline } from '../servers.ts';
 import { runWrk, statusClass } from '../wrk.ts';
@@ -28,18 +28,9 @@ export const throughputScenario: BenchScenario = {
       await baselineServer.stop();
     }
     context.log(`baseline: ${baseline.requestsPerS.toFixed(0)} req/s`);
-    const run = await withHotstock(context.serverCpu, async (server) => {
-      await createSkus(server.url, ['hot'], 1_000_000_000);
-      const load = await runWrk({
-        cpu: context.loadCpu,
-        url: server.url,
-        durationS,
-        connections,
-        env: { BENCH_KEY: benchClientKey, BENCH_SKUS: 'hot' },
-      });
-      const ledger = await skuLedger(server.url, 'hot');
-      return { load, reserved: ledger.reserved };
-    });
+    const run = await withHotstock(context.serverCpu, (server) =>
+      reserveOnHotSku(server.url, { cpu: context.loadCpu, durationS, connections }),
+    );
     const { load, reserved } = run.result;
     const perS = reserved / load.durationS;
     const ratio = perS / baseline.requestsPerS;
