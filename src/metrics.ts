@@ -2,6 +2,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Operation, OperationResult } from './engine/operations.ts';
 import type { BackendBreaker, BreakerState } from './store/backend-breaker.ts';
+import type { CountingStore } from './store/counting-store.ts';
 import type { WatchHub } from './watch/hub.ts';
 import type { DropReason } from './watch/sse.ts';
 
@@ -175,6 +176,34 @@ export class Metrics {
     help: 'Times the change feed lost commits (etcd compaction) and the engine re-warmed every SKU',
     registers: [this.registry],
   });
+
+  /**
+   * Writes and version checks the commits sent to the store carried: what
+   * each reservation costs the store (the benchmark divides them by the
+   * reservations it made). Read on scrape from the counting store.
+   */
+  countStore(store: CountingStore): void {
+    let writesSeen = 0;
+    let checksSeen = 0;
+    new Counter({
+      name: 'hotstock_store_writes_total',
+      help: 'Writes (puts and deletes) in the commits sent to the store',
+      registers: [this.registry],
+      collect() {
+        this.inc(store.writes - writesSeen);
+        writesSeen = store.writes;
+      },
+    });
+    new Counter({
+      name: 'hotstock_store_checks_total',
+      help: 'Version checks in the commits sent to the store',
+      registers: [this.registry],
+      collect() {
+        this.inc(store.checks - checksSeen);
+        checksSeen = store.checks;
+      },
+    });
+  }
 
   /** Follows a breaker's state; every state is exported so a dashboard can plot each. */
   watchBreaker(breaker: BackendBreaker): void {

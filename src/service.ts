@@ -9,14 +9,16 @@ import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { ApiKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
-import type { AdminDeps } from './http/routes-admin.ts';
 import { buildServer } from './http/server.ts';
+import { ensureLayout } from './layout.ts';
 import { Metrics } from './metrics.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
 import type { Store } from './store/contract.ts';
+import { CountingStore } from './store/counting-store.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
 import { assertClusterFit } from './store/etcd-topology.ts';
 import { LmdbStore } from './store/lmdb-store.ts';
+import { type StoreStatusDeps, storeStatus } from './store/status.ts';
 import { WatchHub } from './watch/hub.ts';
 
 export interface Service {
@@ -52,7 +54,7 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
 
 interface OpenedStore {
   store: Store;
-  admin: Omit<AdminDeps, 'store'>;
+  admin: Omit<StoreStatusDeps, 'store'>;
 }
 
 /**
@@ -114,7 +116,10 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
 export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
   const metrics = new Metrics();
   const log = pino({ level: config.logLevel });
-  const { store, admin } = await openStore(config, log, metrics);
+  const opened = await openStore(config, log, metrics);
+  const store = new CountingStore(opened.store);
+  const admin = opened.admin;
+  metrics.countStore(store);
   const engine = new Engine(
     store,
     {
@@ -140,7 +145,6 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   let closingStarted = false;
   const app = await buildServer({
     engine,
-    store,
     metrics,
     apiKeys: new ApiKeys(config.apiKeys),
     watch,
@@ -149,7 +153,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     isClosing: () => closingStarted,
     isShedding: () => shedder.shedding,
     logger: log,
-    admin,
+    adminStatus: () => storeStatus({ store, ...admin }),
   });
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
     app.log.error({ err: error }, 'sweep failed'),
@@ -158,6 +162,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   let url: string;
   let seededSkus: number;
   try {
+    // A store holding another layout is refused before anything reads it; an empty one is marked.
+    await ensureLayout(store, { create: true });
     // Follow the change feed from the current revision before the warm-up scan: the scan reads
     // page by page, and a change to a page already read must still arrive.
     await store.revision();

@@ -5,7 +5,6 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUriBytesMax, retryAfterSeconds } from '../constants.ts';
 import { type ErrorCode, errorCatalogue, HttpProblem, problemBody } from '../errors.ts';
-import { StoreFailure } from '../store/contract.ts';
 
 export const problemContentType = 'application/problem+json';
 
@@ -62,9 +61,6 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket)
 
 export function toProblem(error: FastifyError | Error): HttpProblem {
   if (error instanceof HttpProblem) return error;
-  if (error instanceof StoreFailure) {
-    return new HttpProblem(error.code, error.message, {}, { 'retry-after': String(error.retryAfterSeconds) });
-  }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
     return new HttpProblem('validation_failed', error.message, {

@@ -1,13 +1,12 @@
-// Turning HTTP request details into engine inputs: idempotency intents
+// Turning HTTP request details into engine inputs, idempotency intents
 // (scoped per API key, fingerprinted over what the request asks for) and
-// If-Match versions.
+// If-Match versions, and engine results into responses.
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
-import { etag } from '../engine/views.ts';
+import type { IdempotencyIntent, IfMatch, OperationResult, Rejected } from '../engine/operations.ts';
 import { HttpProblem } from '../errors.ts';
-import { keys } from '../store/keys.ts';
 import type { Principal } from './auth.ts';
+import { etag, resourceView } from './views.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,7 +33,15 @@ export function idempotencyIntent(principal: Principal, key: string, what: strin
     .update('\n')
     .update(canonical(body ?? null))
     .digest('base64url');
-  return { storeKey: keys.idempotency(principal.scope, key), fingerprint };
+  return { scope: principal.scope, key, fingerprint };
+}
+
+/**
+ * A reservation's intent: no fingerprint, since a retry must match the order's
+ * own fields (SKU, quantity, user), which the engine compares.
+ */
+export function reservationIntent(principal: Principal, key: string): IdempotencyIntent {
+  return { scope: principal.scope, key };
 }
 
 /**
@@ -51,11 +58,12 @@ export function optionalIdempotency(
   return idempotencyIntent(request.principal, key, what, body);
 }
 
-export function requiredIdempotency(request: FastifyRequest, what: string): IdempotencyIntent {
-  const intent = optionalIdempotency(request, what);
-  if (intent === undefined)
+/** The Idempotency-Key a reservation must carry. */
+export function requiredReservationIntent(request: FastifyRequest): IdempotencyIntent {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string' || request.principal === undefined)
     throw new HttpProblem('idempotency_key_required', 'send an Idempotency-Key header (1-128 printable characters)');
-  return intent;
+  return reservationIntent(request.principal, key);
 }
 
 /**
@@ -75,10 +83,21 @@ export function ifMatchOf(request: FastifyRequest): IfMatch | undefined {
   return versions;
 }
 
-/** Sends an engine result: the body with its ETag (and replay marker), or throws it as a problem. */
+/** An engine rejection as the problem the HTTP layer sends. */
+export function problemOf(rejection: Rejected): HttpProblem {
+  return new HttpProblem(rejection.code, rejection.detail, rejection.extra ?? {});
+}
+
+/** Returns the value, or throws the engine's rejection as a problem. */
+export function orProblem<T>(value: T | Rejected): T {
+  if (value !== null && typeof value === 'object' && 'ok' in value && value.ok === false) throw problemOf(value);
+  return value as T;
+}
+
+/** Sends an engine result: the resource's view with its ETag (and replay marker), or throws it as a problem. */
 export function sendResult(reply: FastifyReply, result: OperationResult): FastifyReply {
-  if (!result.ok) throw new HttpProblem(result.code, result.detail, result.extra ?? {});
-  reply.code(result.status).header('etag', etag(result.body.version));
+  if (!result.ok) throw problemOf(result);
+  reply.code(result.status).header('etag', etag(result.version));
   if (result.replayed) reply.header('idempotent-replayed', 'true');
-  return reply.send(result.body);
+  return reply.send(resourceView(result.resource, result.version));
 }

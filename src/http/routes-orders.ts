@@ -1,17 +1,17 @@
 // Order routes: reserve (single and batch), read, list, and the transitions.
 import type { FastifyInstance } from 'fastify';
+import type { OrderState } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { OperationResult } from '../engine/operations.ts';
-import { getOrder, listOrders, type OrderQuery } from '../engine/queries.ts';
-import { etag } from '../engine/views.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
-import type { Store } from '../store/contract.ts';
 import type { Principal } from './auth.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
 import {
-  idempotencyIntent,
   ifMatchOf,
   optionalIdempotency,
-  requiredIdempotency,
+  orProblem,
+  requiredReservationIntent,
+  reservationIntent,
   sendResult,
 } from './request-context.ts';
 import {
@@ -24,6 +24,7 @@ import {
   orderViewSchema,
   pageSchema,
 } from './schemas.ts';
+import { etag, orderView, resourceView } from './views.ts';
 
 interface ReservationBody {
   sku: string;
@@ -35,12 +36,15 @@ interface BatchBody {
   items: (ReservationBody & { idempotencyKey: string })[];
 }
 
-const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
-
-/** What the fingerprint of a reservation covers, shared by single and batch requests. */
-function reservationFingerprintInput({ sku, qty, userId }: ReservationBody): ReservationBody {
-  return { sku, qty, userId };
+interface OrderQuery {
+  userId?: string;
+  sku?: string;
+  state?: OrderState;
+  limit?: number;
+  cursor?: string;
 }
+
+const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
 
 /** Transitions take no body; an empty JSON object is tolerated for clients that always send one. */
 function isEmptyBody(body: unknown): boolean {
@@ -51,12 +55,12 @@ function isEmptyBody(body: unknown): boolean {
 }
 
 function batchItemResult(result: OperationResult): { status: number; body: unknown } {
-  if (result.ok) return { status: result.status, body: result.body };
+  if (result.ok) return { status: result.status, body: resourceView(result.resource, result.version) };
   const problem = problemBody(result.code, result.detail, result.extra);
   return { status: problem.status, body: problem };
 }
 
-export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store): void {
+export function orderRoutes(app: FastifyInstance, engine: Engine): void {
   app.post<{ Body: ReservationBody }>(
     '/v1/orders',
     {
@@ -70,10 +74,9 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
       },
     },
     async (request, reply) => {
-      const idempotency = requiredIdempotency(request, 'reserve');
+      const intent = requiredReservationIntent(request);
       const { sku, qty, userId } = request.body;
-      const result = await engine.submit(sku, { kind: 'reserve', qty, userId, idempotency });
-      return sendResult(reply, result);
+      return sendResult(reply, await engine.reserve(sku, { qty, userId }, intent));
     },
   );
 
@@ -108,17 +111,7 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
       const principal = request.principal as Principal;
       const results = await Promise.all(
         request.body.items.map((item) =>
-          engine.submit(item.sku, {
-            kind: 'reserve',
-            qty: item.qty,
-            userId: item.userId,
-            idempotency: idempotencyIntent(
-              principal,
-              item.idempotencyKey,
-              'reserve',
-              reservationFingerprintInput(item),
-            ),
-          }),
+          engine.reserve(item.sku, item, reservationIntent(principal, item.idempotencyKey)),
         ),
       );
       return { results: results.map(batchItemResult) };
@@ -137,9 +130,9 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
       },
     },
     async (request, reply) => {
-      const order = await getOrder(store, request.params.id);
-      if (order === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
-      return reply.header('etag', etag(order.version)).send(order);
+      const found = orProblem(await engine.getOrder(request.params.id));
+      if (found === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
+      return reply.header('etag', etag(found.version)).send(orderView(found.record, found.version));
     },
   );
 
@@ -154,7 +147,14 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
         response: { 200: pageSchema(orderViewSchema), ...errors },
       },
     },
-    async (request) => listOrders(store, request.query),
+    async (request) => {
+      const { cursor, ...query } = request.query;
+      const page = orProblem(await engine.listOrders({ ...query, after: decodeCursor(cursor) }));
+      return {
+        items: page.items.map((item) => orderView(item.record, item.version)),
+        nextCursor: page.next === null ? null : encodeCursor(page.next),
+      };
+    },
   );
 
   for (const action of transitionActions) {
@@ -172,12 +172,7 @@ export function orderRoutes(app: FastifyInstance, engine: Engine, store: Store):
       },
       async (request, reply) => {
         if (!isEmptyBody(request.body)) throw new HttpProblem('validation_failed', `${action} takes no body`);
-        const sku = await engine.orderSku(request.params.id);
-        if (sku === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
-        const result = await engine.submit(sku, {
-          kind: 'transition',
-          orderId: request.params.id,
-          action,
+        const result = await engine.transition(request.params.id, action, {
           ifMatch: ifMatchOf(request),
           idempotency: optionalIdempotency(request, `${action} ${request.params.id}`, null),
         });

@@ -2,11 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
-import { listSkus, type SkuQuery } from '../engine/queries.ts';
-import { etag } from '../engine/views.ts';
 import { HttpProblem } from '../errors.ts';
-import type { Store } from '../store/contract.ts';
-import { ifMatchOf, optionalIdempotency, sendResult } from './request-context.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
+import { ifMatchOf, optionalIdempotency, orProblem, sendResult } from './request-context.ts';
 import {
   adjustmentBodySchema,
   errorResponses as errors,
@@ -17,9 +15,18 @@ import {
   skuParamsSchema,
   skuViewSchema,
 } from './schemas.ts';
+import { etag, skuView } from './views.ts';
 
 interface SkuParams {
   sku: string;
+}
+
+interface SkuQuery {
+  product?: string;
+  size?: string;
+  color?: string;
+  limit?: number;
+  cursor?: string;
 }
 
 interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
@@ -27,7 +34,7 @@ interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
   initialStock?: number;
 }
 
-export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): void {
+export function skuRoutes(app: FastifyInstance, engine: Engine): void {
   app.put<{ Params: SkuParams; Body: PutSkuBody }>(
     '/v1/skus/:sku',
     {
@@ -43,13 +50,14 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
     },
     async (request, reply) => {
       const { initialStock, maxPerUser, ...rest } = request.body;
-      const result = await engine.submit(request.params.sku, {
-        kind: 'upsert',
-        entry: { ...rest, maxPerUser: maxPerUser ?? null },
-        initialStock,
-        ifMatch: ifMatchOf(request),
-        idempotency: optionalIdempotency(request, `PUT /v1/skus/${request.params.sku}`),
-      });
+      const result = await engine.upsert(
+        request.params.sku,
+        { entry: { ...rest, maxPerUser: maxPerUser ?? null }, initialStock },
+        {
+          ifMatch: ifMatchOf(request),
+          idempotency: optionalIdempotency(request, `PUT /v1/skus/${request.params.sku}`),
+        },
+      );
       return sendResult(reply, result);
     },
   );
@@ -68,10 +76,7 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
       },
     },
     async (request, reply) => {
-      const result = await engine.submit(request.params.sku, {
-        kind: 'adjust',
-        delta: request.body.delta,
-        reason: request.body.reason,
+      const result = await engine.adjust(request.params.sku, request.body, {
         ifMatch: ifMatchOf(request),
         idempotency: optionalIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`),
       });
@@ -91,9 +96,9 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
       },
     },
     async (request, reply) => {
-      const view = engine.getSku(request.params.sku);
-      if (view === undefined) throw new HttpProblem('sku_not_found', `no SKU ${request.params.sku}`);
-      return reply.header('etag', etag(view.version)).send(view);
+      const found = engine.getSku(request.params.sku);
+      if (found === undefined) throw new HttpProblem('sku_not_found', `no SKU ${request.params.sku}`);
+      return reply.header('etag', etag(found.version)).send(skuView(found.record, found.version));
     },
   );
 
@@ -108,6 +113,13 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store): v
         response: { 200: pageSchema(skuViewSchema), ...errors },
       },
     },
-    async (request) => listSkus(store, engine, request.query),
+    async (request) => {
+      const { cursor, ...query } = request.query;
+      const page = orProblem(await engine.listSkus({ ...query, after: decodeCursor(cursor) }));
+      return {
+        items: page.items.map((item) => skuView(item.record, item.version)),
+        nextCursor: page.next === null ? null : encodeCursor(page.next),
+      };
+    },
   );
 }

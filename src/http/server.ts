@@ -14,7 +14,6 @@ import {
 import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Store } from '../store/contract.ts';
 import type { WatchHub } from '../watch/hub.ts';
 import type { ApiKeys } from './auth.ts';
 import {
@@ -23,7 +22,7 @@ import {
   installMethodNotAllowed,
   installProblemHandlers,
 } from './problem.ts';
-import { type AdminDeps, adminRoutes } from './routes-admin.ts';
+import { type AdminStatus, adminRoutes } from './routes-admin.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
@@ -31,7 +30,6 @@ import { watchRoutes } from './routes-watch.ts';
 
 export interface ServerDeps {
   engine: Engine;
-  store: Store;
   metrics: Metrics;
   apiKeys: ApiKeys;
   watch: WatchHub;
@@ -42,8 +40,8 @@ export interface ServerDeps {
   /** True while the process is too far behind to take more mutations (see load-shedder.ts). */
   isShedding?: () => boolean;
   logger: FastifyBaseLogger;
-  /** The breaker and etcd connection of a remote store, for the admin status endpoint. */
-  admin?: Omit<AdminDeps, 'store'>;
+  /** The admin status endpoint's document. */
+  adminStatus: AdminStatus;
 }
 
 const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -139,11 +137,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     );
   });
 
-  skuRoutes(app, deps.engine, deps.store);
-  orderRoutes(app, deps.engine, deps.store);
+  skuRoutes(app, deps.engine);
+  orderRoutes(app, deps.engine);
   watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
-  adminRoutes(app, { store: deps.store, breaker: deps.admin?.breaker, etcd: deps.admin?.etcd });
+  adminRoutes(app, deps.adminStatus);
   // Watch streams never finish on their own: end them (with a final event) before the server waits for its connections.
   app.addHook('preClose', async () => deps.watch.close());
   installMethodNotAllowed(app, routes);
