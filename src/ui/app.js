@@ -236,7 +236,7 @@ async function connect(event) {
 
 /** The samples of /metrics this page shows, summed over their labels where it reads a total. */
 function parseMetrics(text) {
-  const sample = { created: 0, soldOut: 0, shed: 0, shedding: undefined, breaker: undefined, watchers: undefined };
+  const sample = { created: 0, soldOut: 0, shed: 0 };
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
     if (match === null) continue;
@@ -249,6 +249,7 @@ function parseMetrics(text) {
     else if (name === 'hotstock_backend_breaker_state' && value === 1)
       sample.breaker = /state="([^"]*)"/.exec(labels)?.[1];
     else if (name === 'hotstock_watch_subscribers') sample.watchers = value;
+    else if (name === 'hotstock_engine_queue_depth') sample.queue = value;
     else if (name === 'hotstock_build_info') sample.version = /version="([^"]*)"/.exec(labels)?.[1];
   }
   return sample;
@@ -268,8 +269,11 @@ function showMetrics(sample, previous, seconds) {
   shedding.textContent = sample.shedding === undefined ? '–' : sample.shedding ? 'SHEDDING' : 'no';
   shedding.classList.toggle('alarm', sample.shedding === true);
   const breaker = element('breaker');
-  breaker.textContent = sample.breaker ?? 'none (embedded store)';
-  breaker.classList.toggle('alarm', sample.breaker === 'open' || sample.breaker === 'isolated');
+  // Only the etcd store has a breaker; the embedded store exports no breaker state.
+  breaker.textContent = sample.breaker ?? 'none';
+  element('breaker-note').textContent = sample.breaker === undefined ? 'embedded store' : '';
+  breaker.classList.toggle('alarm', sample.breaker !== undefined && sample.breaker !== 'closed');
+  element('queue').textContent = sample.queue === undefined ? '–' : String(sample.queue);
   element('watchers').textContent = sample.watchers === undefined ? '–' : String(sample.watchers);
   if (sample.version !== undefined) element('version').textContent = `v${sample.version}`;
 }
