@@ -27,13 +27,15 @@ export class AccessLog extends LogController {
   override routeNotFound(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error) {
-      reply.log.error({ err: error, ...accessFields(request, reply) }, 'request errored');
-      return;
-    }
-    // Skips building the fields when debug is off, which is the hot path.
-    if (debugLevels.has(request.log.level)) request.log.debug(accessFields(request, reply), 'request completed');
+    if (error) reply.log.error({ err: error, ...accessFields(request, reply) }, 'request errored');
+    else logAccess(request, reply);
   }
+}
+
+/** The access line of a finished request (also written by hand where Fastify does not call the controller). */
+export function logAccess(request: FastifyRequest, reply: FastifyReply): void {
+  // Skips building the fields when debug is off, which is the hot path.
+  if (debugLevels.has(request.log.level)) request.log.debug(accessFields(request, reply), 'request completed');
 }
 
 function accessFields(request: FastifyRequest, reply: FastifyReply): Record<string, unknown> {

@@ -4,7 +4,13 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import {
   httpKeepAliveTimeoutMs,
   httpRequestTimeoutMs,
@@ -17,7 +23,7 @@ import { type ErrorCode, HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/contract.ts';
 import type { WatchHub } from '../watch/hub.ts';
-import { AccessLog } from './access-log.ts';
+import { AccessLog, logAccess } from './access-log.ts';
 import type { ApiKeys } from './auth.ts';
 import {
   clientErrorHandler,
@@ -91,6 +97,22 @@ function installJsonParser(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Errors the router raises before any route or hook (bad percent-encoding,
+ * over-long path parameters) bypass Fastify's hooks and its log controller,
+ * so their id, metrics and access line are added here.
+ */
+function observedFrameworkErrors(metrics: Metrics) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    returnRequestId(reply.raw, request.id);
+    reply.raw.once('finish', () => {
+      metrics.requestAnswered(undefined, request.method, reply.statusCode, reply.problemCode, reply.elapsedTime / 1000);
+      logAccess(request, reply);
+    });
+    frameworkErrorHandler(error, request, reply);
+  };
+}
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
@@ -105,7 +127,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Requests that arrive while closing get our own 503 problem (see onRequest), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: observedFrameworkErrors(deps.metrics),
     clientErrorHandler,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
   });

@@ -1,9 +1,9 @@
 // Request ids and the log, on a real `hotstock serve --log-level debug`: a
 // sane X-Request-ID is kept and returned, anything else is replaced by a
 // generated id and never echoed (not in the response, not in the log); every
-// request, errors and the watch stream included, gets an id back; the access
-// log writes one debug line per request carrying its id; every line has an
-// ISO time and a level name.
+// request gets an id back, errors (the router's own too) and the watch stream
+// included; the access log writes one debug line per request carrying its
+// id; every line has an ISO time and a level name.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { requestIdLengthMax } from '../../src/constants.ts';
@@ -110,6 +110,8 @@ test('every response carries an id: no header, errors, unknown routes, the watch
     ['/healthz', 200],
     ['/v1/skus', 401],
     ['/no/such/route', 404],
+    // Bad percent-encoding: the router refuses it before any route or hook runs.
+    ['/v1/skus/%E0%A4%A', 400],
   ] as const) {
     const response = await get(path);
     assert.equal(response.status, status);
@@ -119,7 +121,7 @@ test('every response carries an id: no header, errors, unknown routes, the watch
     const line = await accessLine(id);
     assert.equal(line.statusCode, status);
   }
-  assert.equal(ids.size, 3, 'each request gets its own id');
+  assert.equal(ids.size, 4, 'each request gets its own id');
   // The watch writes its own response head (it is a raw stream); the id is in it too.
   await createSku(server.url, 'request-id-sku', { initialStock: 1 });
   const controller = new AbortController();
