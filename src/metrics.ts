@@ -66,6 +66,25 @@ function sampledGauge(registry: Registry, name: string, help: string, read: () =
   });
 }
 
+function counter<L extends string = never>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+): Counter<L> {
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function histogram<L extends string = never>(
+  registry: Registry,
+  name: string,
+  help: string,
+  buckets: number[],
+  labelNames: readonly L[] = [],
+): Histogram<L> {
+  return new Histogram({ name, help, buckets, labelNames, registers: [registry] });
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly sources: {
@@ -75,72 +94,72 @@ export class Metrics {
   } = {};
 
   // ---- HTTP ----
-  readonly httpRequestDuration = new Histogram({
-    name: 'hotstock_http_request_duration_seconds',
-    help: 'HTTP request latency by route, method and status (its _count is the request rate)',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: latencyBucketsSeconds,
-    registers: [this.registry],
-  });
-  readonly httpProblems = new Counter({
-    name: 'hotstock_http_problems_total',
-    help: 'Error responses (application/problem+json) by route, method, status and catalogue code',
-    labelNames: ['route', 'method', 'status', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly shed = new Counter({
-    name: 'hotstock_requests_shed_total',
-    help: 'Requests answered 503 overloaded before any work: event_loop_lag (the process is behind) or queue (a SKU queue is full or too slow)',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
+  readonly httpRequestDuration = histogram(
+    this.registry,
+    'hotstock_http_request_duration_seconds',
+    'HTTP request latency by route, method and status (its _count is the request rate)',
+    latencyBucketsSeconds,
+    ['route', 'method', 'status'] as const,
+  );
+  readonly httpProblems = counter(
+    this.registry,
+    'hotstock_http_problems_total',
+    'Error responses (application/problem+json) by route, method, status and catalogue code',
+    ['route', 'method', 'status', 'code'] as const,
+  );
+  readonly shed = counter(
+    this.registry,
+    'hotstock_requests_shed_total',
+    'Requests answered 503 overloaded before any work: event_loop_lag (the process is behind) or queue (a SKU queue is full or too slow)',
+    ['reason'] as const,
+  );
 
   // ---- engine ----
-  readonly reservations = new Counter({
-    name: 'hotstock_reservations_total',
-    help: 'Reservations decided: created, or the rejection code (idempotent replays are not counted here)',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  readonly replays = new Counter({
-    name: 'hotstock_idempotent_replays_total',
-    help: 'Requests answered with the recorded answer of an earlier request with the same Idempotency-Key, by operation',
-    labelNames: ['operation'] as const,
-    registers: [this.registry],
-  });
-  readonly transitions = new Counter({
-    name: 'hotstock_order_transitions_total',
-    help: 'Order transitions decided, by action and result (ok or the rejection code)',
-    labelNames: ['action', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly expiries = new Counter({
-    name: 'hotstock_reservations_expired_total',
-    help: 'Reservations released by the sweeper because they were not paid in time',
-    registers: [this.registry],
-  });
-  readonly commitDuration = new Histogram({
-    name: 'hotstock_store_commit_duration_seconds',
-    help: 'Time from handing a batch to the store to its durable commit',
-    buckets: latencyBucketsSeconds,
-    registers: [this.registry],
-  });
-  readonly batchSize = new Histogram({
-    name: 'hotstock_batch_operations',
-    help: 'Operations decided and committed together in one SKU batch',
-    buckets: batchSizeBuckets,
-    registers: [this.registry],
-  });
-  readonly storeFailures = new Counter({
-    name: 'hotstock_store_failures_total',
-    help: 'Commits the store refused with an error (not version conflicts)',
-    registers: [this.registry],
-  });
-  readonly feedGaps = new Counter({
-    name: 'hotstock_change_feed_gaps_total',
-    help: 'Times the change feed lost commits (etcd compaction) and the engine re-warmed every SKU',
-    registers: [this.registry],
-  });
+  readonly reservations = counter(
+    this.registry,
+    'hotstock_reservations_total',
+    'Reservations decided: created, or the rejection code (idempotent replays are not counted here)',
+    ['result'] as const,
+  );
+  readonly replays = counter(
+    this.registry,
+    'hotstock_idempotent_replays_total',
+    'Requests answered with the recorded answer of an earlier request with the same Idempotency-Key, by operation',
+    ['operation'] as const,
+  );
+  readonly transitions = counter(
+    this.registry,
+    'hotstock_order_transitions_total',
+    'Order transitions decided, by action and result (ok or the rejection code)',
+    ['action', 'result'] as const,
+  );
+  readonly expiries = counter(
+    this.registry,
+    'hotstock_reservations_expired_total',
+    'Reservations released by the sweeper because they were not paid in time',
+  );
+  readonly commitDuration = histogram(
+    this.registry,
+    'hotstock_store_commit_duration_seconds',
+    'Time from handing a batch to the store to its durable commit',
+    latencyBucketsSeconds,
+  );
+  readonly batchSize = histogram(
+    this.registry,
+    'hotstock_batch_operations',
+    'Operations decided and committed together in one SKU batch',
+    batchSizeBuckets,
+  );
+  readonly storeFailures = counter(
+    this.registry,
+    'hotstock_store_failures_total',
+    'Commits the store refused with an error (not version conflicts)',
+  );
+  readonly feedGaps = counter(
+    this.registry,
+    'hotstock_change_feed_gaps_total',
+    'Times the change feed lost commits (etcd compaction) and the engine re-warmed every SKU',
+  );
   readonly queueDepth = sampledGauge(
     this.registry,
     'hotstock_engine_queue_depth',
@@ -161,11 +180,11 @@ export class Metrics {
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
-  readonly breakerOpened = new Counter({
-    name: 'hotstock_backend_breaker_opened_total',
-    help: 'Times the circuit breaker around the storage backend opened',
-    registers: [this.registry],
-  });
+  readonly breakerOpened = counter(
+    this.registry,
+    'hotstock_backend_breaker_opened_total',
+    'Times the circuit breaker around the storage backend opened',
+  );
 
   private readonly skuStock = new SkuStockGauges(this.registry);
 

@@ -4,22 +4,14 @@
 // replays counted apart from reservations, error responses by code, and stock
 // gauges for a bounded set of the most recently changed SKUs.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import packageJson from '../../package.json' with { type: 'json' };
 import { metricsStockSkusMax } from '../../src/constants.ts';
 import { nextSkuId } from '../support/api-helpers.ts';
-import { api, createSku, reserve, startTestService, type TestService } from '../support/service.ts';
+import { api, createSku, reserve } from '../support/service.ts';
+import { useTestService } from '../support/service-fixture.ts';
 
-let server: TestService;
-
-before(async () => {
-  server = await startTestService();
-});
-
-after(async () => {
-  await server.stop();
-  server.remove();
-});
+const service = useTestService();
 
 /** hotstock's own families: renaming one breaks dashboards and alerts, so this list only grows. */
 const hotstockFamilies: Record<string, string> = {
@@ -67,7 +59,7 @@ const standardFamilies = [
 ];
 
 async function scrape(): Promise<string> {
-  const response = await api<string>(server.url, 'GET', '/metrics', { key: null });
+  const response = await api<string>(service().url, 'GET', '/metrics', { key: null });
   assert.equal(response.status, 200);
   return response.body;
 }
@@ -105,12 +97,12 @@ test('build info names the version and the runtime', async () => {
 
 test('the batch route is labelled as clients call it, and errors are counted by code', async () => {
   const sku = nextSkuId('names-batch');
-  await createSku(server.url, sku, { initialStock: 1 });
-  const batch = await api(server.url, 'POST', '/v1/orders:batch', {
+  await createSku(service().url, sku, { initialStock: 1 });
+  const batch = await api(service().url, 'POST', '/v1/orders:batch', {
     body: { items: [{ sku, qty: 1, userId: 'b1', idempotencyKey: `${sku}-1` }] },
   });
   assert.equal(batch.status, 200);
-  assert.equal((await reserve(server.url, { sku, qty: 1, userId: 'b2' })).status, 409);
+  assert.equal((await reserve(service().url, { sku, qty: 1, userId: 'b2' })).status, 409);
   const text = await scrape();
   assert.ok(
     (sample(
@@ -128,10 +120,10 @@ test('the batch route is labelled as clients call it, and errors are counted by 
 
 test('a replay counts as a replay, not as another reservation', async () => {
   const sku = nextSkuId('names-replay');
-  await createSku(server.url, sku, { initialStock: 5 });
+  await createSku(service().url, sku, { initialStock: 5 });
   const before = await scrape();
-  assert.equal((await reserve(server.url, { sku, qty: 1, userId: 'r1' }, `${sku}-key`)).status, 201);
-  const replay = await reserve(server.url, { sku, qty: 1, userId: 'r1' }, `${sku}-key`);
+  assert.equal((await reserve(service().url, { sku, qty: 1, userId: 'r1' }, `${sku}-key`)).status, 201);
+  const replay = await reserve(service().url, { sku, qty: 1, userId: 'r1' }, `${sku}-key`);
   assert.equal(replay.headers.get('idempotent-replayed'), 'true');
   const text = await scrape();
   const delta = (name: string, labels: string) =>
@@ -145,11 +137,11 @@ test(`stock gauges cover the ${metricsStockSkusMax} most recently changed SKUs, 
   const skus: string[] = [];
   for (let i = 0; i < metricsStockSkusMax + 5; i++) {
     skus.push(nextSkuId('names-stock'));
-    await createSku(server.url, skus.at(-1)!, { initialStock: 10 });
+    await createSku(service().url, skus.at(-1)!, { initialStock: 10 });
   }
   const first = skus[0]!;
   // The first SKU left the set long ago; changing it brings it back as the most recent one.
-  assert.equal((await reserve(server.url, { sku: first, qty: 3, userId: 's1' })).status, 201);
+  assert.equal((await reserve(service().url, { sku: first, qty: 3, userId: 's1' })).status, 201);
   const text = await scrape();
   const shown = new Set(
     [...text.matchAll(/^hotstock_sku_stock_units\{sku="([^"]+)",state="available"\}/gm)].map((m) => m[1]),
