@@ -240,8 +240,8 @@ function parseMetrics(text) {
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
     if (match === null) continue;
-    const [, name, labels = '', text] = match;
-    const value = Number(text);
+    const [, name, labels = '', raw] = match;
+    const value = Number(raw);
     if (name === 'hotstock_reservations_total' && labels.includes('result="created"')) sample.created += value;
     else if (name === 'hotstock_reservations_total' && labels.includes('result="sold_out"')) sample.soldOut += value;
     else if (name === 'hotstock_requests_shed_total') sample.shed += value;

@@ -17,8 +17,8 @@ import { runWorkers } from '../support/load.ts';
 import { clientKey, createSku, reserve, startTestService, type TestService } from '../support/service.ts';
 
 const chromiumPath = process.env.HOTSTOCK_TEST_CHROMIUM ?? '/usr/bin/chromium';
-export const artifactsDir = fileURLToPath(new URL('../../.artifacts/ui/', import.meta.url));
-/** A stock change must reach the page this fast (the promise to operators). */
+const artifactsDir = fileURLToPath(new URL('../../.artifacts/ui/', import.meta.url));
+/** A stock change must reach the page this fast: what the page promises an operator. */
 const pageUpdateMsMax = 1_000;
 /** Longest the test waits for the page to connect or for the tiles to fill in. */
 const pageWaitMs = 20_000;
