@@ -270,6 +270,21 @@ export const watchCloseGraceMs = 5_000;
 /** A `Last-Event-ID` is a store revision: a safe integer, so at most 16 digits. */
 export const watchEventIdDigitsMax = 16;
 
+// ---- observability -----------------------------------------------------------
+
+/**
+ * An `X-Request-ID` a client sends is kept when it is 1 to this many
+ * characters of `requestIdPattern` (a UUID is 36, a W3C trace id 32);
+ * anything else is replaced by a generated id, never echoed.
+ */
+export const requestIdLengthMax = 64;
+/**
+ * SKUs whose stock `/metrics` exports per SKU (three series each): the most
+ * recently changed ones. The catalog may hold a million SKUs; every one stays
+ * readable through `GET /v1/skus`, but a series per SKU would swamp Prometheus.
+ */
+export const metricsStockSkusMax = 50;
+
 // ---- auth ------------------------------------------------------------------
 
 /** API keys shorter than this are refused at start: they could be guessed. */

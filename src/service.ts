@@ -2,15 +2,17 @@
 // and the shutdown that unwinds them in reverse: stop accepting, drain
 // in-flight batches, stop the sweeper, close the store.
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
 import type { ServeConfig } from './config.ts';
+import { lmdbMapSizeBytesDefault } from './constants.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { ApiKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
 import { buildServer } from './http/server.ts';
 import { ensureLayout } from './layout.ts';
+import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
 import type { Store } from './store/contract.ts';
@@ -38,7 +40,7 @@ export interface Service {
 /** The engine reports to metrics; store failures are also logged, once per failed batch. */
 function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
   return {
-    batchCommitted: (size, commitMs) => metrics.batchCommitted(size, commitMs),
+    batchCommitted: (skuId, size, commitMs) => metrics.batchCommitted(skuId, size, commitMs),
     operationDecided: (op, result) => metrics.operationDecided(op, result),
     storeFailed: (error) => {
       metrics.storeFailed();
@@ -64,7 +66,12 @@ interface OpenedStore {
  */
 async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Metrics): Promise<OpenedStore> {
   if (config.store === 'lmdb' || config.etcd === undefined) {
-    return { store: new LmdbStore({ dataDir: config.dataDir }), admin: { breaker: undefined, etcd: undefined } };
+    const mapSizeBytes = lmdbMapSizeBytesDefault;
+    metrics.followDataDir(config.dataDir, mapSizeBytes);
+    return {
+      store: new LmdbStore({ dataDir: config.dataDir, mapSizeBytes }),
+      admin: { breaker: undefined, etcd: undefined },
+    };
   }
   const etcd = config.etcd;
   const connection = { endpoints: etcd.endpoints, ...(etcd.tls ? { tls: etcd.tls } : {}) };
@@ -115,7 +122,7 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
 
 export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
   const metrics = new Metrics();
-  const log = pino({ level: config.logLevel });
+  const log = createLogger(config.logLevel);
   const opened = await openStore(config, log, metrics);
   const store = new CountingStore(opened.store);
   const admin = opened.admin;
@@ -141,6 +148,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     heartbeatIntervalMs: config.watchHeartbeatIntervalMs,
   });
   metrics.followWatch(watch);
+  metrics.followShedder(() => shedder.shedding);
   let ready = false;
   let closingStarted = false;
   const app = await buildServer({
@@ -171,6 +179,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     const skus = await engine.warm();
     await watch.start();
     seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
+    metrics.followStock(engine);
     app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
     sweeper.start();
     shedder.start();

@@ -35,7 +35,7 @@ export interface EngineOptions {
 }
 
 export interface EngineObserver {
-  batchCommitted(batchSize: number, commitMs: number): void;
+  batchCommitted(skuId: string, batchSize: number, commitMs: number): void;
   operationDecided(op: Operation, result: OperationResult): void;
   storeFailed(error: unknown): void;
   /** The change feed lost commits; the engine re-warms every SKU from the store. */
@@ -68,7 +68,7 @@ export class Engine {
     this.observer = observer;
     this.hooks = {
       context: () => this.context(),
-      committed: (batchSize, commitMs) => observer.batchCommitted(batchSize, commitMs),
+      committed: (skuId, batchSize, commitMs) => observer.batchCommitted(skuId, batchSize, commitMs),
       decided: (op, result) => observer.operationDecided(op, result),
       dequeued: (count) => {
         this.queuedOps -= count;

@@ -34,7 +34,7 @@ export interface WarmSku {
 export interface WriterHooks {
   context(): DecideContext;
   /** Called after every durable commit that wrote something. */
-  committed(batchSize: number, commitMs: number): void;
+  committed(skuId: string, batchSize: number, commitMs: number): void;
   /** Called for every decided operation, with the outcome it got. */
   decided(op: Operation, result: OperationResult): void;
   /** Called as operations are answered, so the engine can count the work it holds. */
@@ -232,7 +232,7 @@ export class SkuWriter {
     }
     if (ahead.writes) {
       this.adopt(ahead.ws, outcome.revision);
-      this.hooks.committed(ahead.batch.length, performance.now() - ahead.startedMs);
+      this.hooks.committed(this.skuId, ahead.batch.length, performance.now() - ahead.startedMs);
     }
     const issued = next && this.issue(next, ahead.writes ? outcome.revision : undefined);
     for (const [i, queued] of ahead.batch.entries()) this.answer(queued, ahead.decisions[i]!, ahead, outcome.revision);

@@ -12,6 +12,7 @@ export function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyR
   const headers: Record<string, string> = { ...problem.headers };
   if (problem.status === 503 && headers['retry-after'] === undefined)
     headers['retry-after'] = String(retryAfterSeconds);
+  reply.problemCode = problem.code; // for the error metrics, counted when the response is done
   return reply
     .code(problem.status)
     .headers(headers)

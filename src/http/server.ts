@@ -1,9 +1,16 @@
 // The HTTP server factory: Fastify with strict schema validation, API-key
-// roles, problem+json errors, request metrics and OpenAPI at /docs.
+// roles, problem+json errors, request ids, the access log, request metrics,
+// OpenAPI at /docs and the operator page at /ui.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import {
   httpKeepAliveTimeoutMs,
   httpRequestTimeoutMs,
@@ -12,9 +19,10 @@ import {
   requestUriBytesMax,
 } from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
-import { HttpProblem } from '../errors.ts';
+import { type ErrorCode, HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WatchHub } from '../watch/hub.ts';
+import { AccessLog, logAccess } from './access-log.ts';
 import type { ApiKeys } from './auth.ts';
 import {
   clientErrorHandler,
@@ -22,11 +30,20 @@ import {
   installMethodNotAllowed,
   installProblemHandlers,
 } from './problem.ts';
+import { requestIdOf, returnRequestId } from './request-id.ts';
 import { type AdminStatus, adminRoutes } from './routes-admin.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
+import { uiRoutes } from './routes-ui.ts';
 import { watchRoutes } from './routes-watch.ts';
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The catalogue code of the problem this reply sent, if it sent one (set by sendProblem, read by metrics). */
+    problemCode: ErrorCode | undefined;
+  }
+}
 
 export interface ServerDeps {
   engine: Engine;
@@ -78,18 +95,37 @@ function installJsonParser(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Errors the router raises before any route or hook (bad percent-encoding,
+ * over-long path parameters) bypass Fastify's hooks and its log controller,
+ * so their id, metrics and access line are added here.
+ */
+function observedFrameworkErrors(metrics: Metrics) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    returnRequestId(reply.raw, request.id);
+    reply.raw.once('finish', () => {
+      metrics.requestAnswered(undefined, request.method, reply.statusCode, reply.problemCode, reply.elapsedTime / 1000);
+      logAccess(request, reply);
+    });
+    frameworkErrorHandler(error, request, reply);
+  };
+}
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
-    // Per-request log lines would cost more than the reservation itself under load; metrics cover requests.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One access line per request, at debug level (access-log.ts says why), carrying the request id.
+    logController: new AccessLog(),
+    // The id comes from requestIdOf, which checks X-Request-ID; Fastify would take the header unchecked.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     bodyLimit: requestBodyBytesMax, // 1 MiB
     requestTimeout: httpRequestTimeoutMs,
     keepAliveTimeout: httpKeepAliveTimeoutMs,
     // Requests that arrive while closing get our own 503 problem (see onRequest), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: observedFrameworkErrors(deps.metrics),
     clientErrorHandler,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
   });
@@ -115,7 +151,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     for (const method of [route.method].flat()) methods.add(method);
     routes.set(route.url, methods);
   });
-  app.addHook('onRequest', async (request) => {
+  app.decorateReply('problemCode', undefined);
+  app.addHook('onRequest', async (request, reply) => {
+    returnRequestId(reply.raw, request.id);
     if (request.url.length > requestUriBytesMax)
       throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
     if (deps.isClosing()) throw new HttpProblem('not_ready', 'the service is shutting down');
@@ -131,8 +169,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpRequestDuration.observe(
-      { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
+    deps.metrics.requestAnswered(
+      request.routeOptions.url,
+      request.method,
+      reply.statusCode,
+      reply.problemCode,
       reply.elapsedTime / 1000,
     );
   });
@@ -142,6 +183,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
   adminRoutes(app, deps.adminStatus);
+  uiRoutes(app);
   // Watch streams never finish on their own: end them (with a final event) before the server waits for its connections.
   app.addHook('preClose', async () => deps.watch.close());
   installMethodNotAllowed(app, routes);

@@ -68,7 +68,7 @@ describe('metrics', () => {
       'request latency is labelled by route, method and status',
     );
     assert.notEqual(sample(text, 'hotstock_engine_queue_depth'), undefined);
-    assert.notEqual(sample(text, 'hotstock_process_resident_memory_bytes'), undefined);
+    assert.notEqual(sample(text, 'process_resident_memory_bytes'), undefined);
   });
 });
 
