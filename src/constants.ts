@@ -72,6 +72,13 @@ export const writeBytesMax = keyBytesMax + recordBytesMax;
 export const userSkuOrdersScanMax = 4_096;
 /** Operations a SKU writer decides and commits together. */
 export const batchOpsMax = 512;
+/**
+ * Batches of one SKU in flight at once: decided on top of each other and
+ * handed to the store before the ones ahead have landed, on a store that
+ * numbers commits as it takes them (LMDB), so their fsyncs are shared. On
+ * etcd one is in flight and the next waits for its revision.
+ */
+export const pipelineBatchesMax = 4;
 /** Times a batch is re-decided after a version conflict before it fails. */
 export const commitConflictRetriesMax = 8;
 /** SKUs the engine holds warm in memory (each is a few hundred bytes). */
@@ -121,7 +128,7 @@ export const listScanEntriesMax = 5_000;
 /** LMDB reserves address space up front; 64 GiB of virtual space costs nothing until used. */
 export const lmdbMapSizeBytesDefault = 64 * 1024 * 1024 * 1024;
 /** One LMDB commit carries at most this many checks, and at most this many writes. */
-export const lmdbCommitChecksMax = 65_536;
+export const lmdbCommitChecksMax = 2_048;
 export const lmdbCommitWritesMax = 65_536;
 /** One LMDB commit carries at most this many bytes of values. */
 export const lmdbCommitBytesMax = 256 * 1024 * 1024;
@@ -292,6 +299,7 @@ export const apiKeyLengthMin = 8;
 export const apiKeysMax = 1_000;
 
 assert.ok(batchOpsMax <= skuQueueDepthMax, 'a batch is taken from one queue');
+assert.ok(pipelineBatchesMax >= 2, 'a batch can be decided while the one ahead commits');
 assert.ok(skuQueueDepthMax >= 4_096, 'DESIGN: a SKU queue holds at least 4096 waiting requests');
 assert.ok(skuQueueDepthMax <= engineQueueDepthMax, 'one SKU cannot exceed the engine bound');
 assert.ok(batchRequestItemsMax <= engineQueueDepthMax, 'a full batch request must be admissible');

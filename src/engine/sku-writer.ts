@@ -1,29 +1,38 @@
 // One writer per SKU. Requests for the SKU wait in its bounded queue; the
-// writer takes a batch, reads what the batch needs in one snapshot, decides
-// every operation against the SKU's warm state, and commits the whole batch as
-// one conditional commit. Replies go out only after that commit is durable.
-// While one batch commits, the next is decided on top of it (see `run`).
-// A failed commit leaves the warm state untouched (the rollback), a version
-// conflict reloads the SKU and decides the batch again.
+// writer takes a batch, reads what the batch needs, decides every operation
+// against the SKU's state, and commits the whole batch as one conditional
+// commit. Replies go out only after that commit is durable.
+//
+// The pipeline: the next batch is decided on top of the batches still in
+// flight (their writes, uncommitted, are what it reads) and handed to the
+// store at once when the store numbers commits as it takes them (LMDB), so
+// several commits of one SKU are in flight and share fsyncs; when the store
+// says a commit's revision only once it lands (etcd), the next batch is
+// decided meanwhile and handed over as soon as that happens. Batches land,
+// and are answered, in order. A commit that fails or conflicts leaves the
+// warm state untouched (the rollback); every batch layered on it was decided
+// on state that never happened, so none of them applies (each commit checks
+// the SKU record as the one before leaves it), and all go back to the queue:
+// after a conflict the SKU is reloaded and they are decided again.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   batchOpsMax,
   commitConflictBackoffMsMax,
   commitConflictRetriesMax,
+  pipelineBatchesMax,
   skuQueueDepthMax,
-  userSkuOrdersScanMax,
   writeBytesMax,
 } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
-import type { OrderRecord, SkuRecord } from '../domain/types.ts';
-import { keys, type UserOrderEntry } from '../layout.ts';
-import type { Entry } from '../store/contract.ts';
-import { type CommitResult, prefixEnd, type Store } from '../store/contract.ts';
-import { costUpperBound, type DecideContext, type Decision, decide, readKeys } from './decide.ts';
+import type { SkuRecord } from '../domain/types.ts';
+import { keys } from '../layout.ts';
+import type { CommitResult, Store } from '../store/contract.ts';
+import { readBatch } from './batch-reads.ts';
+import { costUpperBound, type DecideContext, type Decision, decide } from './decide.ts';
 import type { Operation, OperationResult } from './operations.ts';
 import { rejected, storeRejection } from './operations.ts';
-import { aheadVersion, WorkingSet } from './working-set.ts';
+import { aheadVersion, type WorkingSet } from './working-set.ts';
 
 export interface WarmSku {
   record: SkuRecord;
@@ -52,32 +61,47 @@ interface Queued {
   answered: boolean;
 }
 
-/** A batch read and decided, not yet handed to the store. */
-interface Prepared {
-  batch: Queued[];
+/** How a batch's commit settled: applied (or nothing to apply), refused by a check, or failed. */
+type Settled = CommitResult | { error: unknown };
+
+/** A batch read and decided. */
+interface Decided {
+  queued: Queued[];
   decisions: Decision[];
   ws: WorkingSet;
+  writes: boolean;
 }
 
-/** A batch handed to the store (or, writing nothing, needing no commit). */
-interface InFlight extends Prepared {
-  writes: boolean;
-  /** Revision of the commit that landed just before this batch was issued, if it was layered on one. */
+/** A batch launched: handed to the store, or waiting for the revision of the one ahead. */
+interface Batch extends Decided {
+  /** Its commit's revision, when the store said it at issue. */
+  revision: number | undefined;
+  /** Revision of the batch ahead it was issued after, when it waited for it (for placeholders). */
   aheadRevision: number | undefined;
+  /** Waiting for the batch ahead to land before it can be issued. */
+  waiting: boolean;
   startedMs: number;
-  /** The commit's result, or what the store threw. */
-  outcome: Promise<CommitResult | { error: unknown }>;
+  /** How its commit settles; batches are answered in order all the same. */
+  done: Promise<Settled>;
+  settled: Settled | undefined;
 }
 
 /** The outcome of a batch that wrote nothing: it is answered once the batches ahead of it have landed. */
 const noCommit: CommitResult = { ok: true, revision: 0 };
+/** The outcome of a batch layered on a commit that did not apply: decided on state that never happened, never issued. */
+const layeredOnFailure: CommitResult = { ok: false, conflictKeys: [] };
 
 export class SkuWriter {
   readonly skuId: string;
   private warm: WarmSku | undefined;
   private readonly queue: Queued[] = [];
-  private running = false;
-  private idle: Promise<void> = Promise.resolve();
+  /** Batches launched and not yet answered, oldest first. */
+  private readonly inflight: Batch[] = [];
+  private deciding = false;
+  private decideScheduled = false;
+  /** After a failed or conflicting commit: the batches layered on it, collected until all have settled. */
+  private recovering: { queued: Queued[]; conflicted: boolean } | undefined;
+  private idleWaiters: (() => void)[] = [];
   private readonly store: Store;
   private readonly hooks: WriterHooks;
 
@@ -99,7 +123,17 @@ export class SkuWriter {
 
   /** Resolves once everything queued so far has been decided and answered. */
   drained(): Promise<void> {
-    return this.idle;
+    if (this.idle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private idle(): boolean {
+    return this.queue.length === 0 && this.inflight.length === 0 && !this.deciding && this.recovering === undefined;
+  }
+
+  private notifyIdle(): void {
+    if (!this.idle()) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /** Queues an operation; the caller has checked the queue bound with `hasRoom`. */
@@ -108,10 +142,7 @@ export class SkuWriter {
     const result = new Promise<OperationResult>((resolve) =>
       this.queue.push({ op, resolve, queuedAtMs: performance.now(), conflicts: 0, answered: false }),
     );
-    if (!this.running) {
-      this.running = true;
-      this.idle = this.run();
-    }
+    this.scheduleDecide();
     return result;
   }
 
@@ -119,54 +150,84 @@ export class SkuWriter {
     return this.queue.length < skuQueueDepthMax;
   }
 
-  /** How long the oldest waiting request has waited (0 when none waits). */
+  /**
+   * How long the oldest request not yet handed to the store has waited (0
+   * when none waits): in the queue, or decided and waiting for the commit
+   * ahead of its batch.
+   */
   oldestWaitMs(): number {
-    const oldest = this.queue[0];
-    return oldest === undefined ? 0 : performance.now() - oldest.queuedAtMs;
+    const waiting = this.inflight.find((batch) => batch.waiting)?.queued[0] ?? this.queue[0];
+    return waiting === undefined ? 0 : performance.now() - waiting.queuedAtMs;
   }
 
   /**
-   * The pipeline: while one batch commits, the next is read and decided on top
-   * of its uncommitted state. When the commit lands, the next batch's commit
-   * is handed to the store first and the landed batch is answered after, so
-   * the store always has the next commit waiting and the replies overlap it.
-   * Nothing is answered before its own commit (and every commit ahead of it)
-   * is durable; if a commit fails or conflicts, the batch layered on it was
-   * decided on state that never happened, and goes back to the queue.
+   * Decides the next batch soon: after the I/O of this loop turn, so requests
+   * that arrived together are decided together.
    */
-  private async run(): Promise<void> {
-    let ahead: InFlight | undefined;
-    let next: Prepared | undefined;
-    try {
-      while (this.queue.length > 0 || ahead !== undefined) {
-        next = this.queue.length > 0 ? await this.prepare(ahead) : undefined;
-        if (ahead === undefined) {
-          ahead = next && this.issue(next, undefined);
-        } else {
-          ahead = await this.settle(ahead, next);
-        }
-        next = undefined;
-      }
-    } catch (error) {
-      // A defect, not a store failure (those are answered above): no request may hang on it.
-      // What was in flight has an unclear outcome, which 503 says; the queue is refused likewise.
-      this.hooks.storeFailed(error);
-      const held = [...(ahead?.batch ?? []), ...(next?.batch ?? []), ...this.queue.splice(0)];
-      this.answerAll(
-        held.filter((queued) => !queued.answered),
-        rejected('store_unavailable', 'the batch could not be processed'),
-      );
-    } finally {
-      this.running = false;
-    }
+  private scheduleDecide(): void {
+    if (this.decideScheduled) return;
+    this.decideScheduled = true;
+    setImmediate(() => {
+      this.decideScheduled = false;
+      void this.decideNext();
+    });
   }
 
-  /** Takes a batch from the queue and decides it on top of `ahead` (the batch committing now), if any. */
-  private async prepare(ahead: InFlight | undefined): Promise<Prepared | undefined> {
+  /** Whether a batch can be decided now on top of what is in flight. */
+  private canDecide(): boolean {
+    return (
+      !this.deciding &&
+      this.recovering === undefined &&
+      this.queue.length > 0 &&
+      this.inflight.length < pipelineBatchesMax &&
+      !this.inflight.some((batch) => batch.waiting) &&
+      // A catalog change waits for the batches ahead (see take).
+      !(this.queue[0]!.op.kind === 'upsert' && this.inflight.length > 0)
+    );
+  }
+
+  private async decideNext(): Promise<void> {
+    if (!this.canDecide()) return;
+    this.deciding = true;
+    try {
+      const batch = await this.prepare();
+      // A commit ahead failed while this batch was read: it was decided on state that never happened.
+      if (batch !== undefined && this.recovering !== undefined) this.queue.unshift(...batch.queued);
+      else if (batch !== undefined) this.launch(batch);
+    } catch (error) {
+      this.defect(error);
+    } finally {
+      this.deciding = false;
+    }
+    if (this.canDecide()) this.scheduleDecide();
+    this.notifyIdle();
+  }
+
+  /**
+   * Takes the next batch from the queue. A catalog change (upsert) is decided
+   * alone, with nothing in flight: it may set a per-user limit that batches
+   * ahead did not count units for.
+   */
+  private take(): Queued[] {
     const batch = this.queue.splice(0, batchOpsMax);
+    const upsertAt = batch.findIndex((queued) => queued.op.kind === 'upsert');
+    const end = upsertAt === -1 ? batch.length : upsertAt === 0 ? 1 : upsertAt;
+    this.queue.unshift(...batch.slice(end));
+    return batch.slice(0, end);
+  }
+
+  /** Reads and decides the next batch on top of the batches in flight. */
+  private async prepare(): Promise<Decided | undefined> {
+    const batch = this.take();
     let ws: WorkingSet;
     try {
-      ws = await this.snapshot(batch, ahead?.ws);
+      ws = await readBatch(
+        this.store,
+        this.skuId,
+        this.warm,
+        batch.map((queued) => queued.op),
+        this.inflight,
+      );
     } catch (error) {
       this.hooks.storeFailed(error);
       this.answerAll(batch, storeRejection(error, 'the store could not be read for this batch'));
@@ -185,42 +246,121 @@ export class SkuWriter {
     }
     // What did not fit one commit goes back to the head of the queue, in order.
     this.queue.unshift(...batch.slice(decisions.length));
-    return { batch: batch.slice(0, decisions.length), decisions, ws };
+    const writes = ws.writesCount() > 0;
+    // Every commit checks the SKU record, so a batch layered on one that did not apply cannot apply either.
+    assert.ok(!writes || ws.isGuarded(keys.sku(this.skuId)), 'a batch that writes checks the SKU record');
+    return { queued: batch.slice(0, decisions.length), decisions, ws, writes };
   }
 
-  /** Hands a decided batch to the store; a batch that writes nothing needs no commit. */
-  private issue(prepared: Prepared, aheadRevision: number | undefined): InFlight {
-    const writes = prepared.ws.writes();
-    if (writes.length === 0) {
-      return { ...prepared, writes: false, aheadRevision, startedMs: 0, outcome: Promise.resolve(noCommit) };
+  /** Hands a decided batch to the store, or to the wait for the batch ahead whose revision its checks need. */
+  private launch(decided: Decided): void {
+    const batch: Batch = {
+      ...decided,
+      revision: undefined,
+      aheadRevision: undefined,
+      waiting: false,
+      startedMs: 0,
+      done: Promise.resolve(noCommit),
+      settled: undefined,
+    };
+    const unknown = this.inflight.findLast((ahead) => ahead.writes && ahead.revision === undefined);
+    this.inflight.push(batch);
+    if (!batch.writes) {
+      // Nothing to commit: answered once the batches ahead of it have landed.
+    } else if (unknown === undefined) {
+      batch.done = this.issue(batch, undefined);
+    } else if (unknown.settled !== undefined) {
+      const revision = revisionOf(unknown.settled);
+      batch.done = revision === undefined ? Promise.resolve(layeredOnFailure) : this.issue(batch, revision);
+    } else {
+      batch.waiting = true;
+      batch.done = unknown.done.then((settled): Settled | Promise<Settled> => {
+        batch.waiting = false;
+        const revision = revisionOf(settled);
+        return revision === undefined ? layeredOnFailure : this.issue(batch, revision);
+      });
     }
-    const startedMs = performance.now();
-    const outcome = this.store.commit(prepared.ws.checks(aheadRevision), writes).then(
+    void batch.done.then((settled) => {
+      batch.settled = settled;
+      this.settleHead();
+    });
+  }
+
+  private issue(batch: Batch, aheadRevision: number | undefined): Promise<Settled> {
+    batch.aheadRevision = aheadRevision;
+    batch.startedMs = performance.now();
+    const pending = this.store.commit(batch.ws.checks(aheadRevision), batch.ws.writes());
+    batch.revision = pending.revision;
+    return pending.then(
       (result) => result,
       (error: unknown) => ({ error }),
     );
-    return { ...prepared, writes: true, aheadRevision, startedMs, outcome };
+  }
+
+  /** Answers (or sends back) every batch at the head of the pipeline that has settled, in order. */
+  private settleHead(): void {
+    try {
+      while (this.inflight[0]?.settled !== undefined) {
+        // Shifted only once landed: a defect while landing leaves it for defect() to answer.
+        this.land(this.inflight[0]);
+        this.inflight.shift();
+      }
+    } catch (error) {
+      this.defect(error);
+    }
+    if (this.recovering !== undefined && this.inflight.length === 0) void this.recover();
+    if (this.canDecide()) this.scheduleDecide();
+    this.notifyIdle();
+  }
+
+  private land(batch: Batch): void {
+    const settled = batch.settled!;
+    if (this.recovering !== undefined) {
+      // Layered on a commit that did not apply: its own commit's checks cannot have held.
+      assert.ok('error' in settled || !settled.ok || !batch.writes, 'a batch layered on a failed commit applied');
+      this.recovering.queued.push(...batch.queued);
+      return;
+    }
+    if ('error' in settled) {
+      // The warm state was never touched, so failing the batch is the whole rollback.
+      this.hooks.storeFailed(settled.error);
+      this.answerAll(batch.queued, storeRejection(settled.error, 'the store could not commit this batch'));
+      this.recovering = { queued: [], conflicted: false };
+      return;
+    }
+    if (!settled.ok) {
+      this.recovering = { queued: [...this.counted(batch.queued)], conflicted: true };
+      return;
+    }
+    if (batch.writes) {
+      this.adopt(batch.ws, settled.revision);
+      this.hooks.committed(this.skuId, batch.queued.length, performance.now() - batch.startedMs);
+    }
+    for (const [i, queued] of batch.queued.entries()) this.answer(queued, batch.decisions[i]!, batch, settled.revision);
+  }
+
+  /** Operations of a batch that conflicted, each with one retry fewer; past the bound they fail. */
+  private *counted(batch: Queued[]): Generator<Queued> {
+    for (const queued of batch) {
+      if (++queued.conflicts <= commitConflictRetriesMax) yield queued;
+      else
+        this.answerAll(
+          [queued],
+          rejected('store_unavailable', `kept conflicting after ${commitConflictRetriesMax} retries`),
+        );
+    }
   }
 
   /**
-   * Waits for the batch ahead to commit; then issues `next` and answers the
-   * landed batch. Returns what is in flight afterwards.
+   * Everything after a failed or conflicting commit has settled: its
+   * operations go back to the head of the queue, in order. After a conflict
+   * another writer changed the SKU: give it a moment (randomised, so two
+   * instances do not keep colliding in step), reload, and decide again.
    */
-  private async settle(ahead: InFlight, next: Prepared | undefined): Promise<InFlight | undefined> {
-    const outcome = await ahead.outcome;
-    if ('error' in outcome) {
-      // The warm state was never touched, so failing the batch is the whole rollback.
-      this.hooks.storeFailed(outcome.error);
-      this.answerAll(ahead.batch, storeRejection(outcome.error, 'the store could not commit this batch'));
-      if (next) this.requeue(next.batch, false);
-      return undefined;
-    }
-    if (!outcome.ok) {
-      // Only the batch that reached the store spends a retry; the one layered on it goes back as it was.
-      if (next) this.requeue(next.batch, false);
-      this.requeue(ahead.batch, true);
-      // Another instance committed this SKU: give it a moment (randomised, so two
-      // instances do not keep colliding in step), then reload and decide again.
+  private async recover(): Promise<void> {
+    const { queued, conflicted } = this.recovering!;
+    this.queue.unshift(...queued.map((item) => dropHint(item)));
+    if (conflicted) {
       await sleep(Math.random() * commitConflictBackoffMsMax);
       try {
         await this.reload();
@@ -228,113 +368,27 @@ export class SkuWriter {
         // The stale state costs another conflict, which the retry bound counts.
         this.hooks.storeFailed(error);
       }
-      return undefined;
     }
-    if (ahead.writes) {
-      this.adopt(ahead.ws, outcome.revision);
-      this.hooks.committed(this.skuId, ahead.batch.length, performance.now() - ahead.startedMs);
-    }
-    const issued = next && this.issue(next, ahead.writes ? outcome.revision : undefined);
-    for (const [i, queued] of ahead.batch.entries()) this.answer(queued, ahead.decisions[i]!, ahead, outcome.revision);
-    return issued;
+    this.recovering = undefined;
+    if (this.canDecide()) this.scheduleDecide();
+    this.notifyIdle();
   }
 
   /**
-   * Puts operations back at the head of the queue, in order, to be decided
-   * again. After a conflict each has one retry fewer; past the bound it fails.
+   * A defect, not a store failure (those are answered above): no request may
+   * hang on it. What was in flight has an unclear outcome, which 503 says;
+   * the queue is refused likewise, and the SKU is read again.
    */
-  private requeue(batch: Queued[], conflicted: boolean): void {
-    const retry: Queued[] = [];
-    for (const queued of batch) {
-      // A transition's order read before the batch may be what conflicted: read it afresh next time.
-      if (conflicted && queued.op.kind === 'transition') queued.op = { ...queued.op, hint: undefined };
-      if (conflicted && ++queued.conflicts > commitConflictRetriesMax) {
-        this.answerAll(
-          [queued],
-          rejected('store_unavailable', `kept conflicting after ${commitConflictRetriesMax} retries`),
-        );
-      } else retry.push(queued);
-    }
-    this.queue.unshift(...retry);
-  }
-
-  /**
-   * Reads everything the batch may need into a fresh working set, in one
-   * round: keys the batch ahead wrote as it leaves them, the rest from the
-   * store; then, where a per-user limit applies, the units each reserving
-   * user holds.
-   */
-  private async snapshot(batch: Queued[], ahead: WorkingSet | undefined): Promise<WorkingSet> {
-    const ws = new WorkingSet();
-    const skuKey = keys.sku(this.skuId);
-    const skuAhead = ahead?.written(skuKey);
-    const warm = this.warm;
-    if (skuAhead) ws.loadAhead(skuKey, skuAhead);
-    else ws.load(skuKey, warm && { key: skuKey, value: warm.record, version: warm.version });
-    const fromStore = new Set<string>();
-    for (const { op } of batch) {
-      // An order read to route the transition here may be older than the batch: its version is checked at commit.
-      if (op.kind === 'transition' && op.hint !== undefined) this.loadKey(ws, op.hint.key, ahead, fromStore, op.hint);
-      for (const key of readKeys(op)) this.loadKey(ws, key, ahead, fromStore);
-    }
-    if (fromStore.size > 0) {
-      const wanted = [...fromStore];
-      const entries = await this.store.getMany(wanted);
-      for (const [i, key] of wanted.entries()) ws.load(key, entries[i]);
-    }
-    await this.loadHeld(ws, batch, ahead);
-    return ws;
-  }
-
-  private loadKey(
-    ws: WorkingSet,
-    key: string,
-    ahead: WorkingSet | undefined,
-    fromStore: Set<string>,
-    hint?: Entry<OrderRecord>,
-  ): void {
-    if (ws.has(key)) return;
-    const written = ahead?.written(key);
-    if (written) ws.loadAhead(key, written);
-    else if (hint) {
-      fromStore.delete(key);
-      ws.load(key, hint, true);
-    } else fromStore.add(key);
-  }
-
-  /**
-   * The units each reserving user holds of this SKU, summed from their
-   * entries (one short range each), when a per-user limit applies. Users the
-   * batch ahead decided for take its figures, which include what it has not
-   * committed yet.
-   */
-  private async loadHeld(ws: WorkingSet, batch: Queued[], ahead: WorkingSet | undefined): Promise<void> {
-    const sku = ws.get<SkuRecord>(keys.sku(this.skuId));
-    const limited = (sku !== undefined && sku.maxPerUser !== null) || batch.some(({ op }) => op.kind === 'upsert');
-    if (!limited) return;
-    const wanted = new Set<string>();
-    const aheadHeld = ahead?.heldAfter();
-    for (const { op } of batch) {
-      if (op.kind !== 'reserve' || ws.heldUnits(op.userId) !== undefined) continue;
-      const units = aheadHeld?.get(op.userId);
-      if (units !== undefined) ws.loadHeld(op.userId, units);
-      else wanted.add(op.userId);
-    }
-    if (wanted.size === 0) return;
-    const users = [...wanted];
-    const prefixes = users.map((userId) => keys.userSkuOrdersPrefix(userId, this.skuId));
-    const ranges = await this.store.rangeMany<UserOrderEntry>(
-      prefixes.map((prefix) => ({ start: prefix, end: prefixEnd(prefix), limit: userSkuOrdersScanMax + 1 })),
-    );
-    for (const [i, entries] of ranges.entries()) {
-      if (entries.length > userSkuOrdersScanMax) continue; // left unloaded: the reservation is refused
-      let units = 0;
-      for (const entry of entries) {
-        const written = ahead?.written(entry.key);
-        units += ((written?.value as UserOrderEntry | undefined) ?? entry.value).units;
-      }
-      ws.loadHeld(users[i]!, units);
-    }
+  private defect(error: unknown): void {
+    this.hooks.storeFailed(error);
+    const held = [
+      ...this.inflight.splice(0).flatMap((batch) => batch.queued),
+      ...(this.recovering?.queued ?? []),
+      ...this.queue.splice(0),
+    ];
+    this.recovering = undefined;
+    this.answerAll(held, rejected('store_unavailable', 'the batch could not be processed'));
+    void this.reload().catch(() => undefined);
   }
 
   /** Makes the committed working set the warm state. */
@@ -358,25 +412,36 @@ export class SkuWriter {
   }
 
   /** Answers with the version the decision named: its own commit's revision, the revision ahead, or a stored one. */
-  private answer(queued: Queued, decision: Decision, landed: InFlight, revision: number): void {
+  private answer(queued: Queued, decision: Decision, landed: Batch, revision: number): void {
     let version = decision.ok ? decision.version : 0;
     if (version === 'commit') version = revision;
     else if (version === aheadVersion) version = landed.aheadRevision ?? 0;
     const result: OperationResult = decision.ok
       ? { ok: true, status: decision.status, resource: decision.resource, version, replayed: decision.replayed }
       : decision;
-    this.hooks.decided(queued.op, result);
-    this.hooks.dequeued(1);
-    queued.answered = true;
-    queued.resolve(result);
+    this.settle(queued, result);
   }
 
   private answerAll(batch: Queued[], result: OperationResult): void {
-    for (const queued of batch) {
-      this.hooks.decided(queued.op, result);
-      queued.answered = true;
-      queued.resolve(result);
-    }
-    this.hooks.dequeued(batch.length);
+    for (const queued of batch) this.settle(queued, result);
   }
+
+  private settle(queued: Queued, result: OperationResult): void {
+    if (queued.answered) return;
+    queued.answered = true;
+    this.hooks.decided(queued.op, result);
+    this.hooks.dequeued(1);
+    queued.resolve(result);
+  }
+}
+
+/** The revision a settled commit applied at; undefined when it did not apply. */
+function revisionOf(settled: Settled): number | undefined {
+  return 'error' in settled || !settled.ok ? undefined : settled.revision;
+}
+
+/** A transition's order read before the batch may be what conflicted: read it afresh next time. */
+function dropHint(queued: Queued): Queued {
+  if (queued.op.kind === 'transition' && queued.op.hint !== undefined) queued.op = { ...queued.op, hint: undefined };
+  return queued;
 }

@@ -11,10 +11,10 @@
 import type { Entry, VersionCheck, Write } from '../store/contract.ts';
 
 /**
- * The version of a key written by the batch committing ahead of this one (see
- * SkuWriter's pipeline): unknown until that commit gets its revision, which
- * `checks(aheadRevision)` then substitutes. It equals no version a client can
- * hold, so an If-Match against it fails, as it must: the key is changing.
+ * The version of a key written by a batch still in flight, on a store that
+ * tells a commit's revision only once it lands (see SkuWriter's pipeline):
+ * `checks(aheadRevision)` substitutes it then. It equals no version a client
+ * can hold, so an If-Match against it fails, as it must: the key is changing.
  */
 export const aheadVersion = -1;
 
@@ -48,12 +48,15 @@ export class WorkingSet {
     if (guarded) this.guard(key);
   }
 
-  /** Records a key as the batch committing ahead of this one leaves it. */
-  loadAhead(key: string, written: { present: boolean; value: unknown }): void {
+  /**
+   * Records a key as a batch still in flight leaves it: at `version`, that
+   * batch's revision, or `aheadVersion` while the store has not said it.
+   */
+  loadAhead(key: string, written: { present: boolean; value: unknown }, version: number): void {
     if (this.slots.has(key)) return;
     this.slots.set(key, {
       // Deleted ahead means absent once that batch commits: version 0 is already known.
-      readVersion: written.present ? aheadVersion : 0,
+      readVersion: written.present ? version : 0,
       guarded: false,
       dirty: false,
       present: written.present,
@@ -94,6 +97,11 @@ export class WorkingSet {
     if (slot.guarded || slot.readVersion === undefined) return;
     slot.guarded = true;
     this.checkCount++;
+  }
+
+  /** True when the commit will check `key`. */
+  isGuarded(key: string): boolean {
+    return this.slots.get(key)?.guarded ?? false;
   }
 
   /** True once this batch has written the key, so its version will be the commit's revision. */

@@ -26,6 +26,14 @@ export interface VersionCheck {
 /** A failed check is a result, not an exception: the caller re-reads and re-decides. */
 export type CommitResult = { ok: true; revision: number } | { ok: false; conflictKeys: string[] };
 
+/**
+ * A commit as issued. A store that applies commits in the order they are
+ * issued (the embedded store) says at once which revision it will be if it
+ * applies, so a caller may issue another commit, checked against that
+ * revision, before this one lands; other stores leave `revision` unset.
+ */
+export type PendingCommit = Promise<CommitResult> & { revision?: number };
+
 /** Keys in [start, end), ascending, at most `limit` of them. */
 export interface RangeQuery {
   start: string;
@@ -99,7 +107,7 @@ export interface Store {
    * disk before the promise resolves); otherwise applies nothing and names the
    * keys whose checks failed. Rejects only when the store itself fails.
    */
-  commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult>;
+  commit(checks: readonly VersionCheck[], writes: readonly Write[]): PendingCommit;
   /** The revision of the latest durable commit (0 for an empty store). */
   revision(): Promise<number>;
   /**

@@ -4,9 +4,9 @@
 // made) show what each operation really costs the store.
 import type {
   ChangeListener,
-  CommitResult,
   Entry,
   GapListener,
+  PendingCommit,
   RangeQuery,
   Store,
   StoreLimits,
@@ -48,7 +48,7 @@ export class CountingStore implements Store {
     return this.inner.rangeMany<V>(queries);
   }
 
-  commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
+  commit(checks: readonly VersionCheck[], writes: readonly Write[]): PendingCommit {
     this.commits++;
     this.writes += writes.length;
     this.checks += checks.length;
