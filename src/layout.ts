@@ -249,6 +249,8 @@ export async function ensureLayout(store: Store, options: { create: boolean }): 
     );
   }
   const [first] = await store.range({ start: '', end: prefixEnd(''), limit: 1 });
+  // Another instance marked the store between the two reads: read the marker again.
+  if (first?.key === keys.layout) return ensureLayout(store, options);
   if (first !== undefined) {
     throw new LayoutMismatch(
       `this store holds data without a layout marker (its first key is ${JSON.stringify(first.key)}): it was written by an earlier hotstock, with data layout 1; this hotstock reads layout ${layoutVersion}. ${noUpgradeAdvice}`,
