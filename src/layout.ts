@@ -249,9 +249,9 @@ export async function ensureLayout(store: Store, options: { create: boolean }): 
     );
   }
   const [first] = await store.range({ start: '', end: prefixEnd(''), limit: 1 });
-  // Another instance marked the store between the two reads: read the marker again.
-  if (first?.key === keys.layout) return ensureLayout(store, options);
   if (first !== undefined) {
+    // Another instance may have marked the store (and begun writing) between the two reads.
+    if ((await store.get(keys.layout)) !== undefined) return ensureLayout(store, options);
     throw new LayoutMismatch(
       `this store holds data without a layout marker (its first key is ${JSON.stringify(first.key)}): it was written by an earlier hotstock, with data layout 1; this hotstock reads layout ${layoutVersion}. ${noUpgradeAdvice}`,
     );
