@@ -5,7 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { runProcess } from './process.ts';
 import type { BenchRow } from './scenario.ts';
-import { benchAdminKey, benchClientKey, type PinnedServer, startHotstock } from './servers.ts';
+import {
+  benchAdminKey,
+  benchClientKey,
+  type HotstockServerOptions,
+  type PinnedServer,
+  startHotstock,
+} from './servers.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
@@ -90,9 +96,9 @@ export interface HotstockRun<T> {
 export async function withHotstock<T>(
   cpu: number,
   body: (server: PinnedServer) => Promise<T>,
-  args: string[] = [],
+  options: Omit<HotstockServerOptions, 'cpu' | 'dataDir'> = {},
 ): Promise<HotstockRun<T>> {
-  const server = await startHotstock({ cpu, args });
+  const server = await startHotstock({ ...options, cpu });
   try {
     const result = await body(server);
     await server.stop();
