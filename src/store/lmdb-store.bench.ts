@@ -9,6 +9,7 @@
 // and puts per second, and P50/P99 commit latency.
 //
 //   npm run bench:lmdb -- --puts 1,3,64 --committers 1,64 --duration-s 2
+//   taskset -c 1 npm run bench:lmdb   # on one core, as the bench suite runs the server
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
