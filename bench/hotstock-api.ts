@@ -1,17 +1,23 @@
 // What the scenarios ask of a hotstock server besides load: create SKUs, read
-// a SKU's ledger (the durable count of what was sold), and run `hotstock
-// check` on a stopped server's data directory.
+// a SKU's ledger (the durable count of what was sold) and its /metrics
+// counters, and run `hotstock check` on a stopped server's data directory.
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { runProcess } from './process.ts';
 import type { BenchRow } from './scenario.ts';
-import { benchAdminKey, benchClientKey, type PinnedServer, startHotstock } from './servers.ts';
+import {
+  benchAdminKey,
+  benchClientKey,
+  type HotstockServerOptions,
+  type PinnedServer,
+  startHotstock,
+} from './servers.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
 const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
-const hotSku = 'hot';
+export const hotSku = 'hot';
 /** Stock of the hot SKU: more than any run can sell, so no run ends sold out. */
-const hotSkuStock = 1_000_000_000;
+export const hotSkuStock = 1_000_000_000;
 /** SKUs are created this many at a time. */
 const createConcurrency = 32;
 
@@ -27,6 +33,7 @@ export async function createSkus(
   skuIds: string[],
   initialStock: number,
   adminKey: string = benchAdminKey,
+  maxPerUser: number | null = null,
 ): Promise<void> {
   const pool = new Pool(new URL(url).origin, { connections: createConcurrency });
   let next = 0;
@@ -37,7 +44,14 @@ export async function createSkus(
         path: `/v1/skus/${encodeURIComponent(sku)}`,
         method: 'PUT',
         headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ product: 'bench-shirt', size: 'M', color: 'red', priceCents: 1999, initialStock }),
+        body: JSON.stringify({
+          product: 'bench-shirt',
+          size: 'M',
+          color: 'red',
+          priceCents: 1999,
+          maxPerUser,
+          initialStock,
+        }),
       });
       const text = await response.body.text();
       if (response.statusCode !== 201 && response.statusCode !== 200) {
@@ -82,9 +96,9 @@ export interface HotstockRun<T> {
 export async function withHotstock<T>(
   cpu: number,
   body: (server: PinnedServer) => Promise<T>,
-  args: string[] = [],
+  options: Omit<HotstockServerOptions, 'cpu' | 'dataDir'> = {},
 ): Promise<HotstockRun<T>> {
-  const server = await startHotstock({ cpu, args });
+  const server = await startHotstock({ ...options, cpu });
   try {
     const result = await body(server);
     await server.stop();
@@ -106,13 +120,44 @@ export function checkRow(scenario: string, check: { exact: boolean; output: stri
   };
 }
 
+/** The server's /metrics, as Prometheus text. */
+async function metricsText(url: string): Promise<string> {
+  const response = await fetch(`${url}/metrics`);
+  if (response.status !== 200) throw new Error(`GET /metrics: ${response.status}`);
+  return response.text();
+}
+
+/** One sample's value (`name{labels} value`); `fallback` when absent, or an error when there is none. */
+function sample(text: string, series: string, fallback?: number): number {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  if (line !== undefined) return Number(line.slice(series.length + 1));
+  if (fallback === undefined) throw new Error(`/metrics has no ${series}`);
+  return fallback;
+}
+
 /** Requests the server shed with 503 `overloaded`, by reason, read from its /metrics. */
 export async function shedCounts(url: string): Promise<{ eventLoopLag: number; queue: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const sample = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+  const text = await metricsText(url);
   return {
-    eventLoopLag: sample(/^hotstock_requests_shed_total\{reason="event_loop_lag"\} (\d+)/m),
-    queue: sample(/^hotstock_reservations_total\{result="overloaded"\} (\d+)/m),
+    eventLoopLag: sample(text, 'hotstock_requests_shed_total{reason="event_loop_lag"}', 0),
+    queue: sample(text, 'hotstock_reservations_total{result="overloaded"}', 0),
+  };
+}
+
+/** What the commits sent to the store carried, from the counting store's /metrics counters. */
+export interface StoreCounts {
+  writes: number;
+  checks: number;
+  /** Batches committed (each writes its SKU record once and checks it once). */
+  commits: number;
+}
+
+export async function storeCounts(url: string): Promise<StoreCounts> {
+  const text = await metricsText(url);
+  return {
+    writes: sample(text, 'hotstock_store_writes_total'),
+    checks: sample(text, 'hotstock_store_checks_total'),
+    commits: sample(text, 'hotstock_batch_operations_count'),
   };
 }
 
@@ -122,17 +167,28 @@ export interface HotSkuLoad {
   connections: number;
   /** Reservations per request (orders:batch); single POST /v1/orders when absent. */
   batch?: number;
+  /** The hot SKU's per-user limit; none when absent. */
+  maxPerUser?: number;
+  /** Distinct users the load takes turns with (orders.lua's default when absent). */
+  users?: number;
+}
+
+export interface HotSkuRun {
+  load: WrkResult;
+  /** Units reserved, from the SKU's ledger. */
+  reserved: number;
+  /** What the store was sent during the load. */
+  store: StoreCounts;
 }
 
 /**
  * The load most scenarios share: a SKU `hot` with stock that never runs out,
- * reserved on by wrk, and the durable count read back from its ledger.
+ * reserved on by wrk, the durable count read back from its ledger, and the
+ * store writes and checks the load cost.
  */
-export async function reserveOnHotSku(
-  url: string,
-  options: HotSkuLoad,
-): Promise<{ load: WrkResult; reserved: number }> {
-  await createSkus(url, [hotSku], hotSkuStock);
+export async function reserveOnHotSku(url: string, options: HotSkuLoad): Promise<HotSkuRun> {
+  await createSkus(url, [hotSku], hotSkuStock, benchAdminKey, options.maxPerUser ?? null);
+  const before = await storeCounts(url);
   const load = await runWrk({
     cpu: options.cpu,
     url,
@@ -142,7 +198,15 @@ export async function reserveOnHotSku(
       BENCH_KEY: benchClientKey,
       BENCH_SKUS: hotSku,
       ...(options.batch === undefined ? {} : { BENCH_BATCH: String(options.batch) }),
+      ...(options.users === undefined ? {} : { BENCH_USERS: String(options.users) }),
     },
   });
-  return { load, reserved: (await skuLedger(url, hotSku)).reserved };
+  const reserved = (await skuLedger(url, hotSku)).reserved;
+  const after = await storeCounts(url);
+  const store = {
+    writes: after.writes - before.writes,
+    checks: after.checks - before.checks,
+    commits: after.commits - before.commits,
+  };
+  return { load, reserved, store };
 }

@@ -15,12 +15,25 @@ export interface RunOptions {
   /** Pin to this CPU with taskset. */
   cpu?: number;
   env?: Record<string, string>;
+  /** Open files (sockets included) the process may hold: its soft and hard RLIMIT_NOFILE, set with prlimit. */
+  fileDescriptorsMax?: number;
+}
+
+/**
+ * The command line that runs `command` pinned to a CPU (taskset) and, when
+ * asked, with its open-file limit set (prlimit): a server or a load generator
+ * holding thousands of sockets needs more than a login shell's usual 1,024.
+ */
+export function pinnedCommand(command: string, args: string[], options: RunOptions): [string, string[]] {
+  let argv = [command, ...args];
+  if (options.cpu !== undefined) argv = ['taskset', '-c', String(options.cpu), ...argv];
+  if (options.fileDescriptorsMax !== undefined) argv = ['prlimit', `--nofile=${options.fileDescriptorsMax}`, ...argv];
+  return [argv[0]!, argv.slice(1)];
 }
 
 export function runProcess(command: string, args: string[], options: RunOptions = {}): Promise<ProcessResult> {
   const startedMs = performance.now();
-  const [file, argv] =
-    options.cpu === undefined ? [command, args] : ['taskset', ['-c', String(options.cpu), command, ...args]];
+  const [file, argv] = pinnedCommand(command, args, options);
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let stdout = '';
   let stderr = '';

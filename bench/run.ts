@@ -19,16 +19,21 @@ const program = new Command()
   .name('bench')
   .description('hotstock benchmark suite')
   .option('--smoke', 'a few seconds per scenario, small sizes; checks the suite runs, judges nothing', false)
-  .option('--only <names>', 'comma-separated parts of scenario names to run (e.g. "1,flash")')
+  .option('--only <names>', 'comma-separated scenario numbers or parts of names to run (e.g. "1,flash")')
   .option('--server-cpu <n>', 'CPU the server under test is pinned to', cpuIndex, 1)
   .option('--load-cpu <n>', 'CPU the load generator is pinned to', cpuIndex, 0)
   .parse();
 
 const options = program.opts<{ smoke: boolean; only?: string; serverCpu: number; loadCpu: number }>();
 const wanted = options.only?.split(',').map((part) => part.trim().toLowerCase());
-const selected = scenarios.filter(
-  (scenario) => !wanted || wanted.some((part) => scenario.name.toLowerCase().includes(part)),
-);
+
+/** A number picks the scenario it numbers ("1" is not also "6 1,000,000 orders"); words match parts of names. */
+function matches(scenarioName: string, part: string): boolean {
+  if (/^\d+$/.test(part)) return scenarioName.split(' ')[0] === part;
+  return scenarioName.toLowerCase().includes(part);
+}
+
+const selected = scenarios.filter((scenario) => !wanted || wanted.some((part) => matches(scenario.name, part)));
 if (selected.length === 0) program.error(`no scenario matches --only ${options.only}`);
 
 const report: BenchReport = {

@@ -1,17 +1,22 @@
 // Servers under test, each pinned to one CPU with taskset: hotstock itself
-// (`hotstock serve` as a child process on a fresh data directory) and the
-// same-run baseline (a bare Fastify server, bench/baseline-server.ts).
+// (`hotstock serve` as a child process on a fresh data directory), the
+// same-run references it is compared with (bare Fastify, the lean durable
+// floor, the Redis + Lua peer with its redis-server), all started and stopped
+// the same way.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/support/etcd.ts';
+import { pinnedCommand } from './process.ts';
 
 export const benchAdminKey = 'bench-admin-key';
 export const benchClientKey = 'bench-client-key';
 const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
 const baselineScript = fileURLToPath(new URL('./baseline-server.ts', import.meta.url));
+const leanFloorScript = fileURLToPath(new URL('./lean-floor-server.ts', import.meta.url));
+const redisPeerScript = fileURLToPath(new URL('./redis-peer-server.ts', import.meta.url));
 /** A server that has not announced its address by then is reported as failed. */
 const serverStartTimeoutMs = 60_000;
 const readyPollMs = 20;
@@ -34,6 +39,8 @@ export interface HotstockServerOptions {
   dataDir?: string;
   args?: string[];
   env?: Record<string, string>;
+  /** Open files (sockets) the server may hold; raised for thousands of connections. */
+  fileDescriptorsMax?: number;
 }
 
 export async function startHotstock(options: HotstockServerOptions): Promise<PinnedServer> {
@@ -54,31 +61,123 @@ export async function startHotstock(options: HotstockServerOptions): Promise<Pin
     'warn',
     ...(options.args ?? []),
   ];
-  const server = await startPinned(options.cpu, args, dataDir, options.env, `http://127.0.0.1:${port}`);
+  const server = await startPinned({
+    cpu: options.cpu,
+    args,
+    dataDir,
+    env: options.env,
+    url: `http://127.0.0.1:${port}`,
+    fileDescriptorsMax: options.fileDescriptorsMax,
+  });
   await waitReady(server);
   return server;
 }
 
-export function startBaseline(cpu: number): Promise<PinnedServer> {
-  return startPinned(cpu, [baselineScript], '');
+/** Options shared by the reference servers. */
+export interface ReferenceServerOptions {
+  cpu: number;
+  fileDescriptorsMax?: number;
+}
+
+export function startBaseline(options: ReferenceServerOptions): Promise<PinnedServer> {
+  return startPinned({ ...options, args: [baselineScript], dataDir: '' });
+}
+
+/** The lean durable floor (bench/lean-floor-server.ts) on a fresh data directory, with `stock` units of each SKU. */
+export function startLeanFloor(options: ReferenceServerOptions, stock: Record<string, number>): Promise<PinnedServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'hotstock-floor-'));
+  const args = [leanFloorScript, '--data-dir', dataDir, ...stockArgs(stock)];
+  return startPinned({ ...options, args, dataDir });
 }
 
 /**
- * Spawns a pinned server. With `knownUrl` (hotstock: the port was chosen
- * before the start, and `waitReady` polls /readyz) it resolves at once;
- * otherwise when the server prints "listening at <url>".
+ * The Redis + Lua peer (bench/redis-peer-server.ts) and its own redis-server
+ * (AOF on, fsync every second, a fresh directory), both pinned to the same
+ * CPU as hotstock is. Stopping it stops both; `remove` deletes Redis's files.
  */
-function startPinned(
-  cpu: number,
-  args: string[],
-  dataDir: string,
-  env?: Record<string, string>,
-  knownUrl?: string,
+export async function startRedisPeer(
+  options: ReferenceServerOptions,
+  stock: Record<string, number>,
 ): Promise<PinnedServer> {
-  const child = spawn('taskset', ['-c', String(cpu), process.execPath, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+  const redis = await startRedisServer(options.cpu);
+  try {
+    const peer = await startPinned({
+      ...options,
+      args: [redisPeerScript, '--redis-url', redis.url, ...stockArgs(stock)],
+      dataDir: '',
+    });
+    return {
+      ...peer,
+      output: () => `${peer.output()}\n${redis.output()}`,
+      stop: async () => {
+        await peer.stop();
+        await redis.stop();
+      },
+      remove: () => redis.remove(),
+    };
+  } catch (error) {
+    await redis.stop();
+    redis.remove();
+    throw error;
+  }
+}
+
+function stockArgs(stock: Record<string, number>): string[] {
+  return Object.entries(stock).flatMap(([sku, units]) => ['--stock', `${sku}=${units}`]);
+}
+
+/**
+ * Debian's redis-server on a free loopback port and its own directory:
+ * append-only file on, fsync once a second (`appendfsync everysec`, Redis's
+ * recommended setting: an acknowledged write can be lost on power failure),
+ * no RDB snapshots (their fork would land in some runs and not others).
+ */
+async function startRedisServer(cpu: number): Promise<PinnedServer> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'hotstock-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--daemonize', 'no'];
+  args.push('--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--logfile', '');
+  return startPinned({
+    cpu,
+    command: 'redis-server',
+    args,
+    dataDir,
+    url: `redis://127.0.0.1:${port}`,
+    readyPattern: /Ready to accept connections/,
   });
+}
+
+interface PinnedSpawn {
+  cpu: number;
+  /** The program; Node (this runtime) when absent. */
+  command?: string;
+  args: string[];
+  /** Removed by `remove`; '' when the server keeps no files. */
+  dataDir: string;
+  env?: Record<string, string>;
+  fileDescriptorsMax?: number;
+  /** The URL when it is chosen before the start; otherwise the server prints "listening at <url>". */
+  url?: string;
+  /** With `url`: what the server prints once it accepts connections; without it, resolve at once. */
+  readyPattern?: RegExp;
+}
+
+/** The server's URL once its output says it is listening, or undefined while it does not. */
+function announcedUrl(output: string, options: PinnedSpawn): string | undefined {
+  if (options.url === undefined) return listeningPattern.exec(output)?.[1];
+  if (options.readyPattern === undefined || options.readyPattern.test(output)) return options.url;
+  return undefined;
+}
+
+/**
+ * Spawns a pinned server. hotstock's URL is known (the port was chosen
+ * before the start, and `waitReady` polls /readyz), so it resolves at once;
+ * others resolve when their output says they listen.
+ */
+function startPinned(options: PinnedSpawn): Promise<PinnedServer> {
+  const [file, argv] = pinnedCommand(options.command ?? process.execPath, options.args, options);
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const dataDir = options.dataDir;
   let output = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
@@ -88,8 +187,8 @@ function startPinned(
     );
     const onData = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-20_000);
-      const match = knownUrl ? [knownUrl, knownUrl] : listeningPattern.exec(output);
-      if (!match) return;
+      const url = announcedUrl(output, options);
+      if (url === undefined) return;
       clearTimeout(timer);
       child.stdout!.off('data', onData);
       // Keep draining so a chatty server never blocks on a full pipe.
@@ -97,7 +196,7 @@ function startPinned(
         output = (output + more.toString()).slice(-20_000);
       });
       resolve({
-        url: match[1]!,
+        url,
         pid: child.pid!,
         dataDir,
         child,
@@ -115,7 +214,7 @@ function startPinned(
     child.stderr!.on('data', (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-20_000);
     });
-    if (knownUrl) onData(Buffer.alloc(0));
+    onData(Buffer.alloc(0));
     exited.then(() => {
       clearTimeout(timer);
       reject(new Error(`server exited (${child.exitCode ?? child.signalCode}) before listening:\n${output}`));

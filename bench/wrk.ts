@@ -14,8 +14,10 @@ export interface WrkOptions {
   connections: number;
   /** wrk threads; one per load CPU is enough. */
   threads?: number;
-  /** Environment for orders.lua: BENCH_KEY, BENCH_SKUS, BENCH_BATCH, BENCH_READ_PERCENT, … */
+  /** Environment for orders.lua: BENCH_KEY, BENCH_SKUS, BENCH_BATCH, BENCH_READ_PERCENT, BENCH_USERS, … */
   env: Record<string, string>;
+  /** Open files wrk may hold; needed above a few thousand connections. */
+  fileDescriptorsMax?: number;
 }
 
 export interface WrkResult {
@@ -29,6 +31,8 @@ export interface WrkResult {
   errors: { connect: number; read: number; write: number; timeout: number };
   /** Count per HTTP status, e.g. {"201": 1200, "409": 3}. */
   statuses: Record<string, number>;
+  /** Count per problem code of the error answers, e.g. {"overloaded": 40}. */
+  codes: Record<string, number>;
 }
 
 export async function runWrk(options: WrkOptions): Promise<WrkResult> {
@@ -45,6 +49,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
   const run = await runProcess('wrk', args, {
     cpu: options.cpu,
     env: { BENCH_RUN: `${process.pid}-${Date.now().toString(36)}`, ...options.env },
+    fileDescriptorsMax: options.fileDescriptorsMax,
   });
   const raw = resultLine<{
     requests: number;
@@ -55,6 +60,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     maxUs: number;
     errors: WrkResult['errors'];
     statuses: Record<string, number>;
+    codes: Record<string, number>;
   }>(run, 'WRK_RESULT ', 'wrk');
   const durationS = raw.durationUs / 1e6;
   return {
@@ -67,7 +73,14 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     maxMs: raw.maxUs / 1000,
     errors: raw.errors,
     statuses: raw.statuses,
+    codes: raw.codes,
   };
+}
+
+/** Socket errors of every kind wrk counts: connect, read, write and timeouts. */
+export function socketErrors(result: WrkResult): number {
+  const { connect, read, write, timeout } = result.errors;
+  return connect + read + write + timeout;
 }
 
 /** Responses with the given status class, e.g. count(result, 2) for every 2xx. */

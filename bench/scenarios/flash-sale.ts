@@ -22,7 +22,7 @@ export const flashSaleScenario: BenchScenario = {
     const durationS = context.smoke ? 1 : 30;
     const stock = (rate * durationS) / 2;
     // The same schedule against the bare baseline: what the generator and HTTP alone add to the latency.
-    const baselineServer = await startBaseline(context.serverCpu);
+    const baselineServer = await startBaseline({ cpu: context.serverCpu });
     let baseline: Awaited<ReturnType<typeof runOpenLoop>>;
     try {
       baseline = await runOpenLoop({

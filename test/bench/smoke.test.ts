@@ -1,19 +1,23 @@
 // The benchmark suite's smoke run (a second or two per scenario, no targets
 // judged), so the suite keeps working: every scenario runs against real
-// servers, `hotstock check` passes after each, the table lists them all, and
-// the JSON record is written.
+// servers, `hotstock check` passes after each, the table lists them all, the
+// references are measured in the same run, and the JSON record is written.
+// Also the LMDB micro-benchmark, briefly.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { BenchReport } from '../../bench/report.ts';
+import type { BenchRow } from '../../bench/scenario.ts';
 import { scenarios } from '../../bench/scenarios/index.ts';
 
 const runScript = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+const lmdbBenchScript = fileURLToPath(new URL('../../src/store/lmdb-store.bench.ts', import.meta.url));
 
-test('npm run bench -- --smoke runs every scenario, prints the table and writes the JSON', async () => {
-  const child = spawn(process.execPath, [runScript, '--smoke'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs a script to its end; fails with everything it printed unless it exits 0. */
+async function runScriptToEnd(script: string, args: string[]): Promise<string> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -23,7 +27,20 @@ test('npm run bench -- --smoke runs every scenario, prints the table and writes 
     stderr += chunk.toString();
   });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, `bench smoke run failed:\n${stderr}\n${stdout}`);
+  assert.equal(code, 0, `${script} failed:\n${stderr}\n${stdout}`);
+  return stdout;
+}
+
+/** The row of `rows` whose measure starts with `measure`, which must have been measured against a baseline. */
+function baselineRow(rows: BenchRow[], measure: string): BenchRow {
+  const row = rows.find((candidate) => candidate.measure.startsWith(measure));
+  assert.ok(row, `a row "${measure}"`);
+  assert.ok(row.baseline !== undefined && row.baseline.value > 0, `"${measure}" has a same-run baseline`);
+  return row;
+}
+
+test('npm run bench -- --smoke runs every scenario, prints the table and writes the JSON', async () => {
+  const stdout = await runScriptToEnd(runScript, ['--smoke']);
   assert.match(
     stdout,
     /\| scenario \| measure \| hotstock \| baseline \(same run\) \| ratio \| target \| met \| notes \|/,
@@ -45,8 +62,30 @@ test('npm run bench -- --smoke runs every scenario, prints the table and writes 
     assert.ok(checks.length > 0, `${scenario.name} checked its result`);
     for (const check of checks) assert.ok(check.target?.met, `${scenario.name}: ${check.note}`);
   }
+  const [throughput] = report.scenarios;
+  for (const reference of ['Redis + Lua peer', 'lean durable floor', 'bare Fastify']) {
+    baselineRow(throughput!.rows, `durable reservations/s vs ${reference}`);
+  }
+  for (const measure of ['store writes per reservation', 'version checks per reservation']) {
+    const row = throughput!.rows.find((candidate) => candidate.measure.startsWith(measure));
+    assert.ok(row !== undefined && row.value > 0, `scenario 1 reports ${measure}`);
+  }
+  const overload = report.scenarios.find((scenario) => scenario.name.startsWith('5 '));
+  baselineRow(overload!.rows, 'P99 ms, all answers');
   assert.ok(
-    report.scenarios[0]!.rows.some((row) => row.baseline !== undefined && row.baseline.value > 0),
-    'the baseline was measured in the same run',
+    overload!.rows.some((row) => row.measure === 'socket errors'),
+    'overload reports socket errors',
   );
+});
+
+test('npm run bench:lmdb prints commits/s, puts/s and commit latency per size', async () => {
+  const stdout = await runScriptToEnd(lmdbBenchScript, ['--puts', '1,3', '--committers', '1,4', '--duration-s', '0.2']);
+  assert.match(
+    stdout,
+    /\| puts per commit \| committers \| commits\/s \| puts\/s \| P50 commit ms \| P99 commit ms \|/,
+  );
+  for (const size of [1, 3]) {
+    for (const committers of [1, 4])
+      assert.match(stdout, new RegExp(`^\\| ${size} \\| ${committers} \\| [\\d,]+ \\|`, 'm'));
+  }
 });
