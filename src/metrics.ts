@@ -30,6 +30,12 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: 'hotstock_requests_rate_limited_total',
+    help: 'Requests answered 429 rate_limited, by reason (client_quota, user_attempts)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly transitions = new Counter({
     name: 'hotstock_order_transitions_total',
     help: 'Order transitions by action and outcome',

@@ -7,11 +7,12 @@ import { seedDemoCatalog } from './catalog/demo.ts';
 import type { ServeConfig } from './config.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
-import { ApiKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
+import { Quotas } from './http/quota.ts';
 import type { AdminDeps } from './http/routes-admin.ts';
 import { buildServer } from './http/server.ts';
 import { Metrics } from './metrics.ts';
+import { Secrets } from './secrets.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
 import type { Store } from './store/contract.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
@@ -30,6 +31,8 @@ export interface Service {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
   seededSkus: number;
+  /** SIGHUP: re-read the keys file and the TLS certificate (see secrets.ts). */
+  reload(): void;
   close(): Promise<void>;
 }
 
@@ -138,11 +141,19 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   metrics.followWatch(watch);
   let ready = false;
   let closingStarted = false;
+  const secrets = new Secrets(config, log);
+  const quotas = new Quotas({
+    userAttemptsPerMinute: config.userAttemptsPerMinute,
+    onRefused: (reason) => metrics.rateLimited.inc({ reason }),
+  });
   const app = await buildServer({
     engine,
     store,
     metrics,
-    apiKeys: new ApiKeys(config.apiKeys),
+    apiKeys: secrets.apiKeys,
+    quotas,
+    cursors: secrets.cursors,
+    tls: secrets.tls,
     watch,
     watchPublic: config.watchPublic,
     isReady: () => ready,
@@ -199,5 +210,6 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     })();
     return closing;
   };
-  return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, close };
+  const reload = () => secrets.reload(config.tls ? (app.server as import('node:https').Server) : undefined);
+  return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, reload, close };
 }

@@ -1,9 +1,11 @@
 // Turning HTTP request details into engine inputs: idempotency intents
 // (scoped per API key, fingerprinted over what the request asks for) and
-// If-Match versions.
+// If-Match versions; refusing the request headers a route cannot honour;
+// answering versioned reads (ETag, If-None-Match -> 304) and creations
+// (Location).
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
+import type { Accepted, IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
 import { etag } from '../engine/views.ts';
 import { HttpProblem } from '../errors.ts';
 import { keys } from '../store/keys.ts';
@@ -15,6 +17,38 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     role?: import('./auth.ts').RouteRole;
+    /** The optional request headers this route acts on; any other of `honourable` is refused. */
+    honours?: readonly HonourableHeader[];
+  }
+}
+
+/**
+ * Request headers that change what a request means: preconditions (RFC 9110
+ * §13.1) and Idempotency-Key. A route that cannot act on one refuses it
+ * (400 unsupported_header) instead of ignoring it, so a client never believes
+ * a condition held or a retry was safe when it was not.
+ */
+export const honourable = [
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'if-range',
+  'idempotency-key',
+] as const;
+export type HonourableHeader = (typeof honourable)[number];
+
+/** Throws unsupported_header when the request sent a header of `honourable` the route does not act on. */
+export function refuseUnhonoured(request: FastifyRequest, honours: readonly HonourableHeader[] = []): void {
+  for (const name of honourable) {
+    if (request.headers[name] !== undefined && !honours.includes(name)) {
+      const acted = honours.length === 0 ? 'none of these headers' : honours.join(', ');
+      throw new HttpProblem(
+        'unsupported_header',
+        `${request.method} ${request.routeOptions.url} cannot honour ${name}; it acts on ${acted}`,
+        { header: name },
+      );
+    }
   }
 }
 
@@ -51,8 +85,12 @@ export function optionalIdempotency(
   return idempotencyIntent(request.principal, key, what, body);
 }
 
-export function requiredIdempotency(request: FastifyRequest, what: string): IdempotencyIntent {
-  const intent = optionalIdempotency(request, what);
+export function requiredIdempotency(
+  request: FastifyRequest,
+  what: string,
+  body: unknown = request.body,
+): IdempotencyIntent {
+  const intent = optionalIdempotency(request, what, body);
   if (intent === undefined)
     throw new HttpProblem('idempotency_key_required', 'send an Idempotency-Key header (1-128 printable characters)');
   return intent;
@@ -75,10 +113,48 @@ export function ifMatchOf(request: FastifyRequest): IfMatch | undefined {
   return versions;
 }
 
-/** Sends an engine result: the body with its ETag (and replay marker), or throws it as a problem. */
-export function sendResult(reply: FastifyReply, result: OperationResult): FastifyReply {
+/** Entity tags of a list header (If-None-Match), weak or strong, as versions; `*` matches any. */
+function taggedVersions(header: string): '*' | number[] {
+  if (header.trim() === '*') return '*';
+  const versions: number[] = [];
+  for (const tag of header.split(',')) {
+    const match = /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(tag);
+    if (match !== null) versions.push(Number(match[1]));
+  }
+  return versions;
+}
+
+/**
+ * Sends a versioned resource on a read: If-Match first (412 on a mismatch,
+ * strong comparison), then If-None-Match (304 on a match, weak comparison),
+ * as RFC 9110 §13.2.2 orders them; else the body with its ETag.
+ */
+export function sendVersioned(request: FastifyRequest, reply: FastifyReply, body: { version: number }): FastifyReply {
+  const tag = etag(body.version);
+  const ifMatch = ifMatchOf(request);
+  if (ifMatch !== undefined && ifMatch !== '*' && !ifMatch.includes(body.version)) {
+    throw new HttpProblem('precondition_failed', `the current version is ${tag}`, { version: body.version });
+  }
+  const ifNoneMatch = request.headers['if-none-match'];
+  if (typeof ifNoneMatch === 'string') {
+    const versions = taggedVersions(ifNoneMatch);
+    if (versions === '*' || versions.includes(body.version)) return reply.code(304).header('etag', tag).send();
+  }
+  return reply.header('etag', tag).send(body);
+}
+
+/**
+ * Sends an engine result: the body with its ETag (and replay marker), and a
+ * Location for a 201; or throws the rejection as a problem.
+ */
+export function sendResult(
+  reply: FastifyReply,
+  result: OperationResult,
+  location?: (body: Accepted['body']) => string,
+): FastifyReply {
   if (!result.ok) throw new HttpProblem(result.code, result.detail, result.extra ?? {});
   reply.code(result.status).header('etag', etag(result.body.version));
+  if (result.status === 201 && location !== undefined) reply.header('location', location(result.body));
   if (result.replayed) reply.header('idempotent-replayed', 'true');
   return reply.send(result.body);
 }

@@ -8,6 +8,7 @@ import type { BackendBreaker } from '../store/backend-breaker.ts';
 import type { Store } from '../store/contract.ts';
 import type { EtcdConnection } from '../store/etcd-store.ts';
 import { inspectCluster } from '../store/etcd-topology.ts';
+import { jsonResponse, ref } from './schemas.ts';
 
 export interface AdminDeps {
   store: Store;
@@ -29,8 +30,13 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   app.get(
     '/v1/admin/status',
     {
-      config: { role: 'admin' },
-      schema: { summary: 'Store kind, breaker state, revision and backend health', tags: ['admin'] },
+      config: { role: 'admin', errors: [] },
+      schema: {
+        operationId: 'adminStatus',
+        summary: 'Store kind, breaker state, revision and backend health',
+        tags: ['admin'],
+        response: { 200: jsonResponse('The status of this instance and its store', ref('AdminStatus')) },
+      },
     },
     async () => {
       const { store, breaker, etcd } = deps;
