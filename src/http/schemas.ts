@@ -309,7 +309,7 @@ const adminStatusSchema = {
       required: ['kind', 'limits', 'revision'],
       properties: {
         kind: { type: 'string', enum: ['lmdb', 'etcd'] },
-        limits: { type: 'object' },
+        limits: { type: 'object', additionalProperties: { type: 'integer' } },
         revision: { type: ['integer', 'null'], description: 'the store revision; null when it could not be read' },
         revisionError: { type: 'string' },
       },
@@ -319,7 +319,11 @@ const adminStatusSchema = {
       description: 'the circuit breaker around etcd; null on the embedded store',
       properties: { state: { type: 'string' }, openedCount: { type: 'integer' } },
     },
-    etcd: { type: 'object', description: 'etcd mode: endpoints, members, alarms, DB size against the quota' },
+    etcd: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'etcd mode: endpoints, prefix, members, alarms, DB size against the quota, problems, warnings',
+    },
   },
 } as const;
 

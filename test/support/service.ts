@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
 import { idempotencyTtlMsDefault, reservationTtlMsDefault } from '../../src/constants.ts';
 import { type Service, startService } from '../../src/service.ts';
+import { assertConforms, forgetOpenApi, openApiOf } from './conformance.ts';
 
 export const adminKey = 'test-admin-key';
 export const clientKey = 'test-client-key';
@@ -53,6 +54,8 @@ export async function startTestService(overrides: Partial<ServeConfig> = {}): Pr
     ...overrides,
   };
   const service = await startService(config);
+  forgetOpenApi(service.url);
+  await openApiOf(service.url);
   return { url: service.url, service, dataDir: config.dataDir, stop: () => service.close(), remove };
 }
 
@@ -62,7 +65,10 @@ export interface ApiResponse<T = Record<string, unknown>> {
   body: T;
 }
 
-/** A small fetch wrapper: JSON in, JSON (or problem+json) out. */
+/**
+ * A small fetch wrapper: JSON in, JSON (or problem+json) out. Every response
+ * is checked against the server's OpenAPI document (conformance.ts).
+ */
 export async function api<T = Record<string, unknown>>(
   base: string,
   method: string,
@@ -86,6 +92,13 @@ export async function api<T = Record<string, unknown>>(
   const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
   const response = await fetch(`${base}${path}`, { method, headers, body, signal });
   const text = await response.text();
+  await assertConforms(base, {
+    method,
+    target: path,
+    status: response.status,
+    header: (name) => response.headers.get(name) ?? undefined,
+    text,
+  });
   let parsed: unknown = text;
   try {
     parsed = text.length > 0 ? JSON.parse(text) : undefined;
@@ -202,6 +215,9 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
       serverStartTimeoutMs,
     ).unref();
   });
+  // The document is read now, while the server surely runs: a crash test may kill it before its first check.
+  forgetOpenApi(url);
+  await openApiOf(url);
   return { url, child, exited, output: () => output };
 }
 
