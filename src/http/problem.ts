@@ -134,17 +134,20 @@ export function installMethodNotAllowed(app: FastifyInstance, routes: Map<string
     const others = routableMethods.filter((method) => !methods.has(method));
     if (others.length === 0) continue;
     const allow = [...methods].join(', ');
+    const refuse = (request: FastifyRequest, reply: FastifyReply) =>
+      sendProblem(
+        reply,
+        new HttpProblem('method_not_allowed', `${request.method} is not allowed here; use ${allow}`, {}, { allow }),
+      );
     app.route({
       method: others,
       url,
       schema: { hide: true },
       // Any header goes: the method is what is refused.
       config: { role: 'none', honours: honourable },
-      handler: (request, reply) =>
-        sendProblem(
-          reply,
-          new HttpProblem('method_not_allowed', `${request.method} is not allowed here; use ${allow}`, {}, { allow }),
-        ),
+      // Answered before any body is read: QUERY, for one, would otherwise be refused for its missing Content-Type.
+      onRequest: async (request, reply) => refuse(request, reply),
+      handler: refuse,
     });
   }
 }
