@@ -24,9 +24,15 @@ export interface OpenApiDocument {
 
 export interface OpenApiOperation {
   operationId?: string;
-  parameters?: { in: string; name: string; required?: boolean; schema: Record<string, unknown> }[];
+  parameters?: {
+    in: string;
+    name: string;
+    required?: boolean;
+    description?: string;
+    schema: Record<string, unknown>;
+  }[];
   requestBody?: { content: Record<string, { schema: unknown }> };
-  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+  responses: Record<string, { description?: string; content?: Record<string, { schema: unknown }> }>;
   security?: unknown[];
 }
 
