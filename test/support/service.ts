@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
+import { type RawServeOptions, type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
 import { idempotencyTtlMsDefault, reservationTtlMsDefault } from '../../src/constants.ts';
 import { type Service, startService } from '../../src/service.ts';
 import { assertConforms, forgetOpenApi, openApiOf } from './conformance.ts';
@@ -32,7 +32,11 @@ export interface TestService {
   remove: () => void;
 }
 
-export async function startTestService(overrides: Partial<ServeConfig> = {}): Promise<TestService> {
+/** An in-process service on a fresh data directory; `raw` sets flags (as parsed) before the config is built. */
+export async function startTestService(
+  overrides: Partial<ServeConfig> = {},
+  raw: Partial<RawServeOptions> = {},
+): Promise<TestService> {
   const { dir, remove } = tempDataDir();
   const config: ServeConfig = {
     ...serveConfig({
@@ -50,6 +54,7 @@ export async function startTestService(overrides: Partial<ServeConfig> = {}): Pr
       shedQueueWaitMs: 0,
       shedEventLoopLagMs: 0,
       logLevel: 'silent',
+      ...raw,
     }),
     ...overrides,
   };
