@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Validator, validate } from '@hyperjump/json-schema/openapi-3-1';
+import { fetch, type RequestInit } from 'undici';
 
 export interface OpenApiDocument {
   openapi: string;
