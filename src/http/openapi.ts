@@ -46,9 +46,11 @@ function impliedErrors(route: RouteOptions): ErrorCode[] {
   const codes: ErrorCode[] = [...everyRoute];
   if (role !== 'none') codes.push('unauthorized', 'rate_limited');
   if (role === 'admin') codes.push('forbidden');
-  if (schema.body !== undefined || methods.includes('POST') || methods.includes('PUT')) {
-    codes.push('invalid_json', 'payload_too_large', 'unsupported_media_type', 'validation_failed', 'overloaded');
+  // Fastify reads a body on every method but GET and HEAD (an OPTIONS may carry one too).
+  if (methods.some((method) => method !== 'GET' && method !== 'HEAD')) {
+    codes.push('invalid_json', 'payload_too_large', 'unsupported_media_type');
   }
+  if (methods.includes('POST') || methods.includes('PUT')) codes.push('validation_failed', 'overloaded');
   if (schema.params !== undefined || schema.querystring !== undefined || schema.headers !== undefined) {
     codes.push('validation_failed');
   }

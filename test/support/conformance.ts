@@ -85,6 +85,12 @@ export function openApiOf(base: string, init: RequestInit = {}): Promise<Loaded>
   return loaded;
 }
 
+/** The request target fetch sends for `path`: the URL parser removes dot segments (`/a/./b` is `/a/b`). */
+export function targetOf(base: string, path: string): string {
+  const url = new URL(`${base}${path}`);
+  return `${url.pathname}${url.search}`;
+}
+
 /** Forgets the document of `base`: a server started anew on the same address may serve another. */
 export function forgetOpenApi(base: string): void {
   documents.delete(base);
@@ -141,6 +147,15 @@ async function assertBody(loaded: Loaded, pointer: string, response: ObservedRes
 /** A problem+json reply with one of `codes`, for answers the document describes in words. */
 async function assertProblemOf(loaded: Loaded, response: ObservedResponse, codes: readonly string[]): Promise<void> {
   assert.equal(mediaTypeOf(response), 'application/problem+json', `not problem+json: ${describe(response)}`);
+  if (response.method === 'HEAD') {
+    // No body to read the code from: the status must be the one the codes have.
+    const statuses: number[] = codes.map((code) =>
+      code === 'not_found' ? 404 : code === 'method_not_allowed' ? 405 : 0,
+    );
+    assert.ok(statuses.includes(response.status), `expected ${codes.join(' or ')}: ${describe(response)}`);
+    assert.equal(response.text, '', `a body in answer to HEAD: ${describe(response)}`);
+    return;
+  }
   await assertBody(loaded, '/components/schemas/Problem', response);
   const code = (JSON.parse(response.text) as { code?: string }).code ?? '';
   assert.ok(codes.includes(code), `expected ${codes.join(' or ')}: ${describe(response)}`);
@@ -180,7 +195,7 @@ export async function assertConforms(base: string, response: ObservedResponse, i
   // The document and its browsable UI describe the API, not themselves.
   if (path === '/docs' || path.startsWith('/docs/')) return;
   const unrouted = unroutedCodes.get(response.status);
-  if (unrouted !== undefined && mediaTypeOf(response) === 'application/problem+json') {
+  if (unrouted !== undefined && mediaTypeOf(response) === 'application/problem+json' && response.method !== 'HEAD') {
     const code = (JSON.parse(response.text || '{}') as { code?: string }).code;
     if (code === unrouted) return assertProblemOf(loaded, response, [unrouted]);
   }
@@ -192,8 +207,7 @@ export async function assertConforms(base: string, response: ObservedResponse, i
   if (operation === undefined) {
     assert.equal(response.status, 405, `an undocumented method must be 405: ${describe(response)}`);
     assert.ok(response.header('allow'), `405 without Allow: ${describe(response)}`);
-    if (response.method !== 'HEAD') await assertProblemOf(loaded, response, ['method_not_allowed']);
-    return;
+    return assertProblemOf(loaded, response, ['method_not_allowed']);
   }
   await assertOperationResponse(loaded, `/paths/${pointerSegment(template)}/${method}`, operation, response);
 }

@@ -3,7 +3,7 @@
 // Idempotency-Key, a seeded random source (so a failing run can be replayed
 // with HOTSTOCK_TEST_SEED), and helpers to run many workers at once. Reading
 // SKUs and listings goes through test/support/api-helpers.ts.
-import { assertConforms } from './conformance.ts';
+import { assertConforms, targetOf } from './conformance.ts';
 import { clientKey } from './service.ts';
 
 /** Longest any single HTTP call may take before it counts as a network failure. */
@@ -65,7 +65,7 @@ export async function call<T = Record<string, unknown>>(
   }
   await assertConforms(base, {
     method,
-    target: path,
+    target: targetOf(base, path),
     status,
     header: (name) => responseHeaders.get(name) ?? undefined,
     text,

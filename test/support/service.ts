@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { type RawServeOptions, type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
 import { idempotencyTtlMsDefault, reservationTtlMsDefault } from '../../src/constants.ts';
 import { type Service, startService } from '../../src/service.ts';
-import { assertConforms, forgetOpenApi, openApiOf } from './conformance.ts';
+import { assertConforms, forgetOpenApi, openApiOf, targetOf } from './conformance.ts';
 
 export const adminKey = 'test-admin-key';
 export const clientKey = 'test-client-key';
@@ -99,7 +99,7 @@ export async function api<T = Record<string, unknown>>(
   const text = await response.text();
   await assertConforms(base, {
     method,
-    target: path,
+    target: targetOf(base, path),
     status: response.status,
     header: (name) => response.headers.get(name) ?? undefined,
     text,
