@@ -3,30 +3,17 @@
 // command and whoever refused it; --version prints the version; `check` on a
 // missing or empty directory says so in one line.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { exitCodes } from '../../src/cli/exit-codes.ts';
-import { mainScript, tempDataDir } from '../support/service.ts';
+import { runHotstock, tempDataDir } from '../support/service.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
 
-function hotstock(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOTSTOCK_')));
-  const child = spawn(process.execPath, [mainScript, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+const hotstock = (args: string[]) => runHotstock(args);
 
 describe('hotstock --version', () => {
   for (const flag of ['--version', '-V']) {

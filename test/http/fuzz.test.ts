@@ -8,13 +8,13 @@
 // leaves the store revision where it was. At the end `hotstock check` finds
 // the ledger exact. Bounded in runs and in time; HOTSTOCK_TEST_SEED replays.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import fc from 'fast-check';
 import { freshSku, reserveOk } from '../support/api-helpers.ts';
 import { assertLedgerExact } from '../support/assertions.ts';
 import type { OpenApiDocument, OpenApiOperation } from '../support/conformance.ts';
 import { testSeed } from '../support/load.ts';
-import { adminKey, api, clientKey, startTestService, type TestService } from '../support/service.ts';
+import { adminKey, api, clientKey, useTestService } from '../support/service.ts';
 
 const runsMax = 400;
 const fuzzTimeMs = 30_000;
@@ -24,21 +24,16 @@ const methods = ['get', 'put', 'post', 'options'] as const;
 
 type Schema = Record<string, unknown>;
 
-let server: TestService;
+const server = useTestService();
 let doc: OpenApiDocument;
 const knownSkus: string[] = [];
 const knownOrders: string[] = [];
 
 before(async () => {
-  server = await startTestService();
+  await server.ready;
   doc = (await api<OpenApiDocument>(server.url, 'GET', '/docs/json', { key: null })).body;
   for (let i = 0; i < 3; i++) knownSkus.push(await freshSku(server.url, 'fuzz', 50, 5));
   for (const sku of knownSkus) knownOrders.push((await reserveOk(server.url, sku, 1, 'fuzz-user')).id);
-});
-
-after(async () => {
-  await server.stop();
-  server.remove();
 });
 
 function resolve(schema: Schema): Schema {
@@ -273,6 +268,6 @@ test('generated and mutated requests: never a 5xx, never undocumented, a refusal
   const accepted = [...statuses].filter(([status]) => status < 300).reduce((sum, [, n]) => sum + n, 0);
   const refused = [...statuses].filter(([status]) => status >= 400).reduce((sum, [, n]) => sum + n, 0);
   assert.ok(accepted > 20 && refused > 20, 'both valid and refused requests were sent');
-  await server.stop();
-  await assertLedgerExact(server.dataDir, 'after the fuzz');
+  await server.current.stop();
+  await assertLedgerExact(server.current.dataDir, 'after the fuzz');
 });

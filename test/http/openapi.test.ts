@@ -6,31 +6,23 @@
 // client can reach. Every response the HTTP tests receive is checked against
 // it (test/support/conformance.ts); this file checks the document itself.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { validate } from '@hyperjump/json-schema/openapi-3-1';
 import { requestUriBytesMax } from '../../src/constants.ts';
 import { errorCatalogue } from '../../src/errors.ts';
 import type { OpenApiDocument } from '../support/conformance.ts';
-import { api, startTestService, type TestService } from '../support/service.ts';
+import { api, useTestService } from '../support/service.ts';
 
 const specification = 'https://spec.openapis.org/oas/3.1/schema-base';
 const methods = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
-let server: TestService;
-let publicWatch: TestService;
+const server = useTestService();
+const publicWatch = useTestService({ watchPublic: true });
 let document: OpenApiDocument;
 
 before(async () => {
-  server = await startTestService();
-  publicWatch = await startTestService({ watchPublic: true });
+  await server.ready;
   document = (await api<OpenApiDocument>(server.url, 'GET', '/docs/json', { key: null })).body;
-});
-
-after(async () => {
-  for (const service of [server, publicWatch]) {
-    await service.stop();
-    service.remove();
-  }
 });
 
 function operations(doc: OpenApiDocument) {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { SkuView } from '../../src/engine/views.ts';
 import { batch, freshSku, ledger } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
@@ -16,9 +16,8 @@ import {
   clientKey,
   otherClientKey,
   reserve,
-  startTestService,
-  type TestService,
   tempDataDir,
+  useTestService,
 } from '../support/service.ts';
 
 /** A client that should not meet its bucket; the bucket refills one a second, so this many requests outrun it. */
@@ -52,27 +51,20 @@ function assertRateLimited(response: ApiResponse, reason: string, quota: number)
 }
 
 describe('a token bucket per API key', () => {
-  let server: TestService;
   const keysDir = tempDataDir('hotstock-keys');
-  before(async () => {
-    const keysFile = join(keysDir.dir, 'keys.json');
-    writeFileSync(
-      keysFile,
-      JSON.stringify({
-        admin: [{ key: adminKey, quotaRps: 0 }],
-        client: [clientKey, otherClientKey, { key: roomyKey, quotaRps: 1000, quotaBurst: 1000 }],
-      }),
-    );
-    server = await startTestService(
-      {},
-      { adminKeys: [], clientKeys: [], keysFile, quotaRps: 1, quotaBurst: 5, userAttemptsPerMinute: 0 },
-    );
-  });
-  after(async () => {
-    await server.stop();
-    server.remove();
-    keysDir.remove();
-  });
+  const keysFile = join(keysDir.dir, 'keys.json');
+  writeFileSync(
+    keysFile,
+    JSON.stringify({
+      admin: [{ key: adminKey, quotaRps: 0 }],
+      client: [clientKey, otherClientKey, { key: roomyKey, quotaRps: 1000, quotaBurst: 1000 }],
+    }),
+  );
+  const server = useTestService(
+    {},
+    { adminKeys: [], clientKeys: [], keysFile, quotaRps: 1, quotaBurst: 5, userAttemptsPerMinute: 0 },
+  );
+  after(() => keysDir.remove());
 
   test('a client over its bucket gets 429 with the headers, changes nothing; another client is unaffected', async () => {
     const sku = await freshSku(server.url, 'bucket', 100);
@@ -112,14 +104,7 @@ describe('a token bucket per API key', () => {
 });
 
 describe('reservation attempts per user and SKU', () => {
-  let server: TestService;
-  before(async () => {
-    server = await startTestService({}, { userAttemptsPerMinute: 3 });
-  });
-  after(async () => {
-    await server.stop();
-    server.remove();
-  });
+  const server = useTestService({}, { userAttemptsPerMinute: 3 });
 
   test('a user over the bound gets 429 with nothing changed; other users and SKUs are unaffected', async () => {
     const sku = await freshSku(server.url, 'attempts', 100, 50);

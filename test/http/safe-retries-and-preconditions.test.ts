@@ -6,36 +6,17 @@
 // words. Every refusal is checked to change nothing (the store revision).
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { OrderView, SkuView } from '../../src/engine/views.ts';
 import { adjust, freshSku, getSku, putSku, reserveOk } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
 import { rawRequest } from '../support/raw-http.ts';
-import {
-  adminKey,
-  api,
-  clientKey,
-  freshIdempotencyKey,
-  reserve,
-  startTestService,
-  type TestService,
-} from '../support/service.ts';
+import { adminKey, api, clientKey, freshIdempotencyKey, reserve, useTestService } from '../support/service.ts';
 
-let server: TestService;
-let base: string;
-
-before(async () => {
-  server = await startTestService();
-  base = server.url;
-});
-
-after(async () => {
-  await server.stop();
-  server.remove();
-});
+const server = useTestService();
 
 async function revision(): Promise<number> {
-  const status = await api<{ store: { revision: number } }>(base, 'GET', '/v1/admin/status', { key: adminKey });
+  const status = await api<{ store: { revision: number } }>(server.url, 'GET', '/v1/admin/status', { key: adminKey });
   return status.body.store.revision;
 }
 
@@ -49,9 +30,9 @@ async function changesNothing<T>(refused: () => Promise<T>): Promise<T> {
 
 describe('adjustments', () => {
   test('need an Idempotency-Key, and a retry with the same key adds the stock once', async () => {
-    const sku = await freshSku(base, 'adjust-key', 5);
+    const sku = await freshSku(server.url, 'adjust-key', 5);
     const refused = await changesNothing(() =>
-      api(base, 'POST', `/v1/skus/${sku}/adjustments`, { key: adminKey, body: { delta: 5, reason: 'restock' } }),
+      api(server.url, 'POST', `/v1/skus/${sku}/adjustments`, { key: adminKey, body: { delta: 5, reason: 'restock' } }),
     );
     const problem = assertProblem(refused, 400, 'idempotency_key_required');
     assert.deepEqual(problem.errors, [
@@ -62,31 +43,31 @@ describe('adjustments', () => {
       },
     ]);
     const key = freshIdempotencyKey('restock');
-    const first = await adjust(base, sku, 5, { 'idempotency-key': key });
-    const retry = await adjust(base, sku, 5, { 'idempotency-key': key });
+    const first = await adjust(server.url, sku, 5, { 'idempotency-key': key });
+    const retry = await adjust(server.url, sku, 5, { 'idempotency-key': key });
     assert.equal(first.status, 200);
     assert.equal(retry.status, 200);
     assert.equal(retry.headers.get('idempotent-replayed'), 'true');
-    assert.equal((await getSku(base, sku)).total, 10, 'restocked once');
+    assert.equal((await getSku(server.url, sku)).total, 10, 'restocked once');
   });
 });
 
 describe('headers a route cannot honour are refused', () => {
   test('If-Match on POST /v1/orders: 400 unsupported_header, no order', async () => {
-    const sku = await freshSku(base, 'if-match-post', 5);
+    const sku = await freshSku(server.url, 'if-match-post', 5);
     const response = await changesNothing(() =>
-      api(base, 'POST', '/v1/orders', {
+      api(server.url, 'POST', '/v1/orders', {
         body: { sku, qty: 1, userId: 'u1' },
         headers: { 'idempotency-key': freshIdempotencyKey(), 'if-match': '"1"' },
       }),
     );
     const problem = assertProblem(response, 400, 'unsupported_header');
     assert.equal(problem.header, 'if-match');
-    assert.equal((await getSku(base, sku)).reserved, 0);
+    assert.equal((await getSku(server.url, sku)).reserved, 0);
   });
 
   test('Idempotency-Key on the batch (its items carry their own), If-None-Match on a listing, dates anywhere', async () => {
-    const sku = await freshSku(base, 'batch-key', 5);
+    const sku = await freshSku(server.url, 'batch-key', 5);
     const cases: [string, string, Record<string, string>, unknown][] = [
       [
         'POST',
@@ -105,61 +86,67 @@ describe('headers a route cannot honour are refused', () => {
     ];
     for (const [method, path, headers, body] of cases) {
       const response = await changesNothing(() =>
-        api(base, method, path, { key: adminKey, headers, ...(body === undefined ? {} : { body }) }),
+        api(server.url, method, path, { key: adminKey, headers, ...(body === undefined ? {} : { body }) }),
       );
       assertProblem(response, 400, 'unsupported_header');
     }
-    assert.equal((await getSku(base, sku)).reserved, 0);
+    assert.equal((await getSku(server.url, sku)).reserved, 0);
   });
 });
 
 describe('versioned reads and creations', () => {
   test('If-None-Match with the current ETag is 304 with no body; a stale one gets the resource', async () => {
-    const sku = await freshSku(base, 'not-modified', 5);
-    const first = await api<SkuView>(base, 'GET', `/v1/skus/${sku}`);
+    const sku = await freshSku(server.url, 'not-modified', 5);
+    const first = await api<SkuView>(server.url, 'GET', `/v1/skus/${sku}`);
     const tag = first.headers.get('etag')!;
     assert.match(tag, /^"\d+"$/);
     for (const header of [tag, `W/${tag}`, `"1", ${tag}`, '*']) {
-      const cached = await api(base, 'GET', `/v1/skus/${sku}`, { headers: { 'if-none-match': header } });
+      const cached = await api(server.url, 'GET', `/v1/skus/${sku}`, { headers: { 'if-none-match': header } });
       assert.equal(cached.status, 304, `If-None-Match: ${header}`);
       assert.equal(cached.body, undefined);
       assert.equal(cached.headers.get('etag'), tag);
     }
-    await reserveOk(base, sku, 1, 'u1');
-    const changed = await api<SkuView>(base, 'GET', `/v1/skus/${sku}`, { headers: { 'if-none-match': tag } });
+    await reserveOk(server.url, sku, 1, 'u1');
+    const changed = await api<SkuView>(server.url, 'GET', `/v1/skus/${sku}`, { headers: { 'if-none-match': tag } });
     assert.equal(changed.status, 200);
     assert.equal(changed.body.reserved, 1);
     assert.notEqual(changed.headers.get('etag'), tag);
   });
 
   test('an order: 304 on its ETag, 412 on If-Match with another', async () => {
-    const sku = await freshSku(base, 'order-etag', 5);
-    const order = await reserveOk(base, sku, 1, 'u1');
+    const sku = await freshSku(server.url, 'order-etag', 5);
+    const order = await reserveOk(server.url, sku, 1, 'u1');
     const path = `/v1/orders/${encodeURIComponent(order.id)}`;
-    const cached = await api(base, 'GET', path, { headers: { 'if-none-match': `"${order.version}"` } });
+    const cached = await api(server.url, 'GET', path, { headers: { 'if-none-match': `"${order.version}"` } });
     assert.equal(cached.status, 304);
-    assertProblem(await api(base, 'GET', path, { headers: { 'if-match': '"1"' } }), 412, 'precondition_failed');
-    assert.equal((await api(base, 'GET', path, { headers: { 'if-match': `"${order.version}"` } })).status, 200);
+    assertProblem(await api(server.url, 'GET', path, { headers: { 'if-match': '"1"' } }), 412, 'precondition_failed');
+    assert.equal((await api(server.url, 'GET', path, { headers: { 'if-match': `"${order.version}"` } })).status, 200);
   });
 
   test('a 201 carries Location, which answers the created resource', async () => {
     const sku = `located ${Date.now()}`.replace(' ', '-');
-    const created = await putSku(base, sku, { product: 'p', size: 'M', color: 'red', priceCents: 1, initialStock: 3 });
+    const created = await putSku(server.url, sku, {
+      product: 'p',
+      size: 'M',
+      color: 'red',
+      priceCents: 1,
+      initialStock: 3,
+    });
     assert.equal(created.status, 201);
     assert.equal(created.headers.get('location'), `/v1/skus/${encodeURIComponent(sku)}`);
-    const updated = await putSku(base, sku, { product: 'p', size: 'M', color: 'red', priceCents: 2 });
+    const updated = await putSku(server.url, sku, { product: 'p', size: 'M', color: 'red', priceCents: 2 });
     assert.equal(updated.status, 200);
     assert.equal(updated.headers.get('location'), null, 'an update creates nothing');
 
     const key = freshIdempotencyKey();
-    const reserved = await reserve(base, { sku, qty: 1, userId: 'u1' }, key);
+    const reserved = await reserve(server.url, { sku, qty: 1, userId: 'u1' }, key);
     assert.equal(reserved.status, 201);
     const location = reserved.headers.get('location')!;
     assert.equal(location, `/v1/orders/${encodeURIComponent(String(reserved.body.id))}`);
-    const order = await api<OrderView>(base, 'GET', location);
+    const order = await api<OrderView>(server.url, 'GET', location);
     assert.equal(order.status, 200);
     assert.equal(order.body.id, reserved.body.id);
-    const replay = await reserve(base, { sku, qty: 1, userId: 'u1' }, key);
+    const replay = await reserve(server.url, { sku, qty: 1, userId: 'u1' }, key);
     assert.equal(replay.headers.get('location'), location, 'a replayed 201 says the same');
   });
 
@@ -168,10 +155,10 @@ describe('versioned reads and creations', () => {
   }, async () => {
     const sku = `replayed-create-${Date.now()}`;
     const body = { product: 'p', size: 'M', color: 'red', priceCents: 1, initialStock: 3 };
-    assert.equal((await putSku(base, sku, body)).status, 201);
-    const again = await putSku(base, sku, body);
+    assert.equal((await putSku(server.url, sku, body)).status, 201);
+    const again = await putSku(server.url, sku, body);
     assert.ok(again.status === 200 || again.status === 201, JSON.stringify(again.body));
-    assert.equal((await getSku(base, sku)).total, 3);
+    assert.equal((await getSku(server.url, sku)).total, 3);
   });
 });
 
@@ -180,13 +167,13 @@ describe('cursors', () => {
   const user = 'cursor-user@example.com';
 
   before(async () => {
-    sku = await freshSku(base, 'cursored', 20);
-    for (let i = 0; i < 4; i++) await reserveOk(base, sku, 1, user);
+    sku = await freshSku(server.url, 'cursored', 20);
+    for (let i = 0; i < 4; i++) await reserveOk(server.url, sku, 1, user);
   });
 
   async function firstPage(): Promise<string> {
     const page = await api<{ nextCursor: string | null }>(
-      base,
+      server.url,
       'GET',
       `/v1/orders?userId=${encodeURIComponent(user)}&limit=1`,
     );
@@ -206,7 +193,7 @@ describe('cursors', () => {
   test('work with the same filters and any page size', async () => {
     const cursor = await firstPage();
     const next = await api<{ items: OrderView[] }>(
-      base,
+      server.url,
       'GET',
       `/v1/orders?userId=${encodeURIComponent(user)}&limit=10&cursor=${cursor}`,
     );
@@ -225,7 +212,7 @@ describe('cursors', () => {
     }
     tampered.push(bytes.subarray(0, bytes.length - 1).toString('base64url'), `${cursor}A`, 'AAAA');
     for (const bad of tampered) {
-      const response = await api(base, 'GET', `/v1/orders?userId=${encodeURIComponent(user)}&cursor=${bad}`);
+      const response = await api(server.url, 'GET', `/v1/orders?userId=${encodeURIComponent(user)}&cursor=${bad}`);
       assertProblem(response, 400, 'invalid_cursor');
     }
     for (const moved of [
@@ -234,7 +221,7 @@ describe('cursors', () => {
       `/v1/orders?cursor=${cursor}`,
       `/v1/skus?cursor=${cursor}`,
     ]) {
-      assertProblem(await api(base, 'GET', moved), 400, 'invalid_cursor');
+      assertProblem(await api(server.url, 'GET', moved), 400, 'invalid_cursor');
     }
   });
 });
@@ -243,7 +230,10 @@ describe('methods a path does not serve', () => {
   /** node:http sends any method token, as curl -X would. */
   function send(method: string, path: string): Promise<{ status: number; allow: string | undefined; body: string }> {
     return new Promise((resolve, reject) => {
-      const request = httpRequest(`${base}${path}`, { method, headers: { authorization: `Bearer ${clientKey}` } });
+      const request = httpRequest(`${server.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${clientKey}` },
+      });
       request.on('response', (response) => {
         let body = '';
         response.on('data', (chunk: Buffer) => {
@@ -259,7 +249,7 @@ describe('methods a path does not serve', () => {
   }
 
   test('TRACE, QUERY, OPTIONS, PROPFIND, DELETE on known paths: 405 with Allow', async () => {
-    const sku = await freshSku(base, 'methods', 1);
+    const sku = await freshSku(server.url, 'methods', 1);
     for (const [method, path, allow] of [
       ['TRACE', `/v1/skus/${sku}`, ['PUT', 'GET', 'HEAD']],
       ['QUERY', '/v1/orders', ['POST', 'GET', 'HEAD']],
@@ -274,7 +264,7 @@ describe('methods a path does not serve', () => {
       assert.equal(JSON.parse(response.body).code, 'method_not_allowed');
     }
     // Through the raw client too, so the conformance check sees a TRACE.
-    const raw = await rawRequest(base, `TRACE /v1/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const raw = await rawRequest(server.url, `TRACE /v1/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     assert.equal(raw.status, 405);
   });
 });
@@ -299,9 +289,9 @@ describe('validation errors in plain words', () => {
   ];
   for (const [name, body, pointer, message] of cases) {
     test(`an adjustment with ${name}: the field's pointer, what was wrong, what is allowed`, async () => {
-      const sku = await freshSku(base, 'words', 1);
+      const sku = await freshSku(server.url, 'words', 1);
       const response = await changesNothing(() =>
-        api(base, 'POST', `/v1/skus/${sku}/adjustments`, {
+        api(server.url, 'POST', `/v1/skus/${sku}/adjustments`, {
           key: adminKey,
           body,
           headers: { 'idempotency-key': freshIdempotencyKey() },
@@ -318,10 +308,14 @@ describe('validation errors in plain words', () => {
   }
 
   test('an order state outside the list names the allowed values; a limit must be digits', async () => {
-    const state = assertProblem(await api(base, 'GET', '/v1/orders?state=lost'), 400, 'validation_failed');
+    const state = assertProblem(await api(server.url, 'GET', '/v1/orders?state=lost'), 400, 'validation_failed');
     assert.match(state.detail as string, /^\?state must be one of "created", "paid", .*, got "lost"/);
     for (const limit of ['1e2', '0x10', '%205', '-1']) {
-      const problem = assertProblem(await api(base, 'GET', `/v1/orders?limit=${limit}`), 400, 'validation_failed');
+      const problem = assertProblem(
+        await api(server.url, 'GET', `/v1/orders?limit=${limit}`),
+        400,
+        'validation_failed',
+      );
       assert.match(problem.detail as string, /^\?limit must be an integer/);
     }
   });

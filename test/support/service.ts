@@ -1,10 +1,12 @@
 // Starting real hotstock services for tests: in-process (fast, for HTTP
 // behaviour) or as a child process (for crash and CLI tests). Both listen on
 // a free loopback port and use a fresh temporary data directory.
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type RawServeOptions, type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
 import { idempotencyTtlMsDefault, reservationTtlMsDefault } from '../../src/constants.ts';
@@ -62,6 +64,43 @@ export async function startTestService(
   forgetOpenApi(service.url);
   await openApiOf(service.url);
   return { url: service.url, service, dataDir: config.dataDir, stop: () => service.close(), remove };
+}
+
+/**
+ * One in-process service for a test file: started before its tests, stopped
+ * and removed after them. Read `url` and `current` inside the tests; a later
+ * `before` hook awaits `ready` (node:test runs root-level hooks concurrently).
+ */
+export function useTestService(
+  overrides: Partial<ServeConfig> = {},
+  raw: Partial<RawServeOptions> = {},
+): { readonly url: string; readonly current: TestService; readonly ready: Promise<TestService> } {
+  let started: TestService | undefined;
+  let resolveReady: (service: TestService) => void = () => {};
+  const ready = new Promise<TestService>((resolve) => {
+    resolveReady = resolve;
+  });
+  before(async () => {
+    started = await startTestService(overrides, raw);
+    resolveReady(started);
+  });
+  after(async () => {
+    await started?.stop();
+    started?.remove();
+  });
+  const current = () => {
+    assert.ok(started, 'the service runs from before() to after()');
+    return started;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get current() {
+      return current();
+    },
+    ready,
+  };
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -240,12 +279,17 @@ export function etcdArgs(endpoints: readonly string[], prefix: string, extra: st
   return ['--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix, ...extra];
 }
 
-/** Runs `hotstock check` on a data dir (plus any flags, e.g. `etcdArgs`) and returns its exit code and output. */
-export async function runCheck(
-  dataDir: string,
-  extraArgs: string[] = [],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [mainScript, 'check', '--data-dir', dataDir, ...extraArgs], {
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `hotstock <args>` to its end with only the HOTSTOCK_* variables in `env`; its exit code and output. */
+export async function runHotstock(args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOTSTOCK_')));
+  const child = spawn(process.execPath, [mainScript, ...args], {
+    env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -256,8 +300,13 @@ export async function runCheck(
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   return { code, stdout, stderr };
+}
+
+/** Runs `hotstock check` on a data dir (plus any flags, e.g. `etcdArgs`) and returns its exit code and output. */
+export function runCheck(dataDir: string, extraArgs: string[] = []): Promise<CommandResult> {
+  return runHotstock(['check', '--data-dir', dataDir, ...extraArgs]);
 }
 
 export type { Role };
