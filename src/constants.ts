@@ -2,6 +2,7 @@
 // Relationships between bounds are asserted when this module loads, so a
 // change that breaks one fails at start, not under load.
 import assert from 'node:assert/strict';
+import { operationCosts } from './layout.ts';
 
 // ---- identifiers and input -------------------------------------------------
 
@@ -54,14 +55,29 @@ export const engineQueueDepthMax = 65_536;
  * than it can commit, and queueing more would only turn into timeouts.
  */
 export const shedQueueWaitMsDefault = 250;
+/** UTF-8 takes at most 4 bytes a character. */
+const utf8BytesPerCharMax = 4;
+/** The longest key the layout builds: a catalog entry (three labels and a SKU id) or a user's order entry. */
+export const keyBytesMax = 3 * labelLengthMax * utf8BytesPerCharMax + idLengthMax * utf8BytesPerCharMax + 64;
+/**
+ * The largest value one write carries: an idempotency record holding an order
+ * (three ids, a reason-free history of at most four states, a few numbers),
+ * or an adjustment with its reason; field names and JSON framing included.
+ */
+export const recordBytesMax = 3 * idLengthMax * utf8BytesPerCharMax + reasonLengthMax * utf8BytesPerCharMax + 1024;
 /**
  * Upper bound on the bytes one write of a batch carries (key plus encoded
- * value). Records are bounded by the field bounds above (ids, labels,
- * reasons, a history of at most one entry per state), so each stays well
- * under this; the batch loop uses it to keep a commit within a store's
+ * value). The batch loop uses it to keep a commit within a store's
  * `commitBytesMax` without serializing anything twice.
  */
-export const writeBytesMax = 8 * 1024;
+export const writeBytesMax = keyBytesMax + recordBytesMax;
+/**
+ * Entries of one user for one SKU the per-user limit reads (the user's orders
+ * of that SKU, cancelled and expired ones included). A user past it on a SKU
+ * with a limit is refused (`per_user_limit_exceeded`): the limit cannot be
+ * proven kept, and a human does not place thousands of orders of one SKU.
+ */
+export const userSkuOrdersScanMax = 4_096;
 /** Operations a SKU writer decides and commits together. */
 export const batchOpsMax = 512;
 /** Times a batch is re-decided after a version conflict before it fails. */
@@ -112,15 +128,16 @@ export const listScanEntriesMax = 5_000;
 
 /** LMDB reserves address space up front; 64 GiB of virtual space costs nothing until used. */
 export const lmdbMapSizeBytesDefault = 64 * 1024 * 1024 * 1024;
-/** One LMDB commit carries at most this many checks and writes. */
-export const lmdbCommitOpsMax = 65_536;
+/** One LMDB commit carries at most this many checks, and at most this many writes. */
+export const lmdbCommitChecksMax = 65_536;
+export const lmdbCommitWritesMax = 65_536;
 /** One LMDB commit carries at most this many bytes of values. */
 export const lmdbCommitBytesMax = 256 * 1024 * 1024;
 // etcd (distributed mode). Every call to etcd has a deadline, so a dead
 // cluster turns into fast errors (and an open breaker), never a pile of hangs.
 /** etcd's default --max-txn-ops: compares, success ops and failure ops are each capped at this. */
 export const etcdMaxTxnOpsDefault = 128;
-/** `--etcd-max-txn-ops` accepts this range: the least still fits one operation's commit. */
+/** `--etcd-max-txn-ops` accepts this range: the least still fits any one operation's commit. */
 export const etcdMaxTxnOpsMin = 16;
 export const etcdMaxTxnOpsMax = 65_536;
 /** etcd's default --max-request-bytes (1.5 MiB). */
@@ -168,20 +185,6 @@ export const breakerHalfOpenAfterMsMax = 300_000;
 /** After a version conflict a writer waits up to this long (randomised) before re-deciding. */
 export const commitConflictBackoffMsMax = 5;
 
-// Checks plus writes each operation adds to a batch's commit. A batch stops
-// before the next operation could push it past the store's commitOpsMax.
-/** Reservation: per-user counter (check + put), order, two order indexes, expiry entry. */
-export const reserveOpsMax = 6;
-/** Transition or expiry: order (check + put), expiry entry delete, per-user counter (check + put). */
-export const transitionOpsMax = 5;
-/** Adjustment: its audit entry. */
-export const adjustOpsMax = 1;
-/** Catalog upsert: catalog index entry delete + put. */
-export const upsertOpsMax = 2;
-/** Idempotency: record (check + put), its expiry entry, the previous expiry entry's delete. */
-export const idempotencyOpsMax = 4;
-/** The SKU record: its check, and its put by the first accepted operation of a batch. */
-export const skuRecordOpsMax = 2;
 /** Check/fix scans read this many entries per range call. */
 export const scanPageEntries = 1_000;
 
@@ -215,8 +218,6 @@ export const migrateGrpcReceiveBytesMax = 256 * 1024 * 1024;
 export const migrateRawKeyBytesMax = 1_978;
 /** Records one source key may map to (`--transform`, the legacy importer): one SKU or one order. */
 export const migrateRecordsPerKeyMax = 1;
-/** Store writes one imported record causes at most: order, two order indexes, expiry, per-user units, SKU. */
-export const migrateWritesPerRecordMax = 6;
 /** Chunk writes beyond the records: the checkpoint and the chunk's manifest entry. */
 export const migrateChunkMetaWrites = 2;
 /** Watch responses queued for the follower before it pauses the watch and catches up from its checkpoint. */
@@ -277,6 +278,21 @@ export const watchCloseGraceMs = 5_000;
 /** A `Last-Event-ID` is a store revision: a safe integer, so at most 16 digits. */
 export const watchEventIdDigitsMax = 16;
 
+// ---- observability -----------------------------------------------------------
+
+/**
+ * An `X-Request-ID` a client sends is kept when it is 1 to this many
+ * characters of `requestIdPattern` (a UUID is 36, a W3C trace id 32);
+ * anything else is replaced by a generated id, never echoed.
+ */
+export const requestIdLengthMax = 64;
+/**
+ * SKUs whose stock `/metrics` exports per SKU (three series each): the most
+ * recently changed ones. The catalog may hold a million SKUs; every one stays
+ * readable through `GET /v1/skus`, but a series per SKU would swamp Prometheus.
+ */
+export const metricsStockSkusMax = 50;
+
 // ---- auth ------------------------------------------------------------------
 
 /** API keys shorter than this are refused at start: they could be guessed. */
@@ -320,13 +336,20 @@ assert.ok(skuQueueDepthMax >= 4_096, 'the API promises a SKU queue holds at leas
 assert.ok(skuQueueDepthMax <= engineQueueDepthMax, 'one SKU cannot exceed the engine bound');
 assert.ok(batchRequestItemsMax <= engineQueueDepthMax, 'a full batch request must be admissible');
 assert.ok(
-  batchOpsMax * (reserveOpsMax + idempotencyOpsMax) + skuRecordOpsMax <= lmdbCommitOpsMax,
+  batchOpsMax * operationCosts.reserve.writes + operationCosts.skuRecord.writes <= lmdbCommitWritesMax &&
+    batchOpsMax * operationCosts.reserve.checks + operationCosts.skuRecord.checks <= lmdbCommitChecksMax,
   'a full batch of reservations fits one LMDB commit',
 );
+assert.ok(batchOpsMax * writeBytesMax * operationCosts.reserve.writes <= lmdbCommitBytesMax);
 assert.ok(etcdCommitBytesMax < etcdRequestBytesMax, 'an etcd commit leaves room for prefixes and framing');
 assert.ok(
-  reserveOpsMax + idempotencyOpsMax + skuRecordOpsMax <= etcdMaxTxnOpsMin,
-  'one reservation fits the smallest etcd transaction hotstock accepts',
+  Object.values(operationCosts).every(
+    (cost) =>
+      cost.writes + operationCosts.idempotency.writes + operationCosts.skuRecord.writes <= etcdMaxTxnOpsMin &&
+      (cost.writes + operationCosts.idempotency.writes + operationCosts.skuRecord.writes) * writeBytesMax <=
+        etcdCommitBytesMax,
+  ),
+  'any one operation fits the smallest etcd transaction hotstock accepts',
 );
 assert.ok(breakerHalfOpenAfterMsDefault >= breakerHalfOpenAfterMsMin);
 assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable within the scan bound');
@@ -334,9 +357,10 @@ assert.ok(reservationTtlMsDefault >= reservationTtlMsMin && reservationTtlMsDefa
 assert.ok(idempotencyTtlMsDefault >= idempotencyTtlMsMin && idempotencyTtlMsDefault <= idempotencyTtlMsMax);
 assert.ok(orderQtyMax <= stockUnitsMax);
 assert.ok(
-  migrateChunkKeysMax * migrateRecordsPerKeyMax * migrateWritesPerRecordMax + migrateChunkMetaWrites <=
-    lmdbCommitOpsMax,
-  'a full migration chunk of records fits one LMDB commit',
+  migrateChunkKeysMax * migrateRecordsPerKeyMax * (operationCosts.reserve.writes + operationCosts.skuRecord.writes) +
+    migrateChunkMetaWrites <=
+    lmdbCommitWritesMax,
+  'a full migration chunk of records (an order and its index entries, or a SKU and its catalog entry) fits one LMDB commit',
 );
 assert.ok(migrateChunkKeysDefault <= migrateChunkKeysMax);
 assert.ok(migrateChunkKeysMax <= migrateKeySlabKeys, 'a slab of keys holds at least one chunk');

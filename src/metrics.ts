@@ -1,161 +1,299 @@
 // Prometheus instruments, one registry per server so tests can run several.
+//
+// Names are part of the operating contract (dashboards and alerts in ops/ use
+// them): they do not change. Units come last (`_seconds`, `_bytes`,
+// `_units`), `_total` ends counters and nothing else, and the standard Node.js
+// metrics keep their standard names (`process_*`, `nodejs_*`), so stock
+// Node.js dashboards work on hotstock as they are.
+import { statfsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import packageJson from '../package.json' with { type: 'json' };
+import type { Engine } from './engine/engine.ts';
 import type { Operation, OperationResult } from './engine/operations.ts';
+import { SkuStockGauges } from './metrics-sku-stock.ts';
 import type { BackendBreaker, BreakerState } from './store/backend-breaker.ts';
+import type { CountingStore } from './store/counting-store.ts';
 import type { WatchHub } from './watch/hub.ts';
 import type { DropReason } from './watch/sse.ts';
 
-/** Latency buckets in seconds: sub-millisecond fsyncs up to multi-second stalls. */
-const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/**
+ * Latency buckets in seconds. A reservation answered from memory takes tens
+ * of microseconds and an fsync ~0.3 ms, so the low end resolves below a
+ * millisecond; flash-sale tails reach 100-300 ms, etcd commits time out at
+ * 5 s and requests at 30 s, so the high end resolves the tail up to there.
+ * 0.1 and 0.25 are the thresholds the commit-latency alert and the latency
+ * SLO use (ops/prometheus), so both are exact.
+ */
+const latencyBucketsSeconds = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+/** GC pauses: minor ones take well under a millisecond to a few, major ones and stalls up to seconds. */
+const gcBucketsSeconds = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+const breakerStates: readonly BreakerState[] = ['closed', 'open', 'half-open', 'isolated'];
+/**
+ * prom-client's gauges that end in `_total`; each has a twin without the
+ * suffix, labelled by type, whose sum is the same number.
+ */
+const totalNamedGauges = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** Fastify spells a literal colon in a route as `::` (`/v1/orders::batch`); the label shows the path clients call. */
+export function routeLabel(url: string | undefined): string {
+  if (url === undefined) return 'unmatched';
+  return url.includes('::') ? url.replaceAll('::', ':') : url;
+}
+
+/** The name an operation is counted under: the transition's action, else its kind. */
+function operationName(op: Operation): string {
+  return op.kind === 'transition' ? op.action : op.kind;
+}
+
+/** A gauge whose value is read when Prometheus scrapes, never kept up to date on the hot path. */
+function sampledGauge(registry: Registry, name: string, help: string, read: () => number | undefined): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const value = read();
+      if (value === undefined) this.reset();
+      else this.set(value);
+    },
+  });
+}
+
+function counter<L extends string = never>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+): Counter<L> {
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function histogram<L extends string = never>(
+  registry: Registry,
+  name: string,
+  help: string,
+  buckets: number[],
+  labelNames: readonly L[] = [],
+): Histogram<L> {
+  return new Histogram({ name, help, buckets, labelNames, registers: [registry] });
+}
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly httpRequestDuration = new Histogram({
-    name: 'hotstock_http_request_duration_seconds',
-    help: 'HTTP request latency by route, method and status',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: latencyBucketsSeconds,
-    registers: [this.registry],
-  });
-  readonly reservations = new Counter({
-    name: 'hotstock_reservations_total',
-    help: 'Reservation outcomes: created, replayed, or the rejection code',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  readonly shed = new Counter({
-    name: 'hotstock_requests_shed_total',
-    help: 'Requests answered 503 overloaded before any work, by reason',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly rateLimited = new Counter({
-    name: 'hotstock_requests_rate_limited_total',
-    help: 'Requests answered 429 rate_limited, by reason (client_quota, user_attempts)',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly transitions = new Counter({
-    name: 'hotstock_order_transitions_total',
-    help: 'Order transitions by action and outcome',
-    labelNames: ['action', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly commitDuration = new Histogram({
-    name: 'hotstock_store_commit_duration_seconds',
-    help: 'Time from handing a batch to the store to its durable commit',
-    buckets: latencyBucketsSeconds,
-    registers: [this.registry],
-  });
-  readonly batchSize = new Histogram({
-    name: 'hotstock_batch_operations',
-    help: 'Operations decided and committed together in one SKU batch',
-    buckets: batchSizeBuckets,
-    registers: [this.registry],
-  });
-  readonly storeFailures = new Counter({
-    name: 'hotstock_store_failures_total',
-    help: 'Commits the store refused with an error (not version conflicts)',
-    registers: [this.registry],
-  });
-  private queueDepthSource: () => number = () => 0;
-  readonly queueDepth: Gauge;
-  readonly expiries = new Counter({
-    name: 'hotstock_reservations_expired_total',
-    help: 'Reservations released by the sweeper because they were not paid in time',
-    registers: [this.registry],
-  });
+  private readonly sources: {
+    queueDepth?: () => number;
+    watch?: WatchHub;
+    shedding?: () => boolean;
+  } = {};
 
-  private watchSource: WatchHub | undefined;
-  readonly watchSubscribers: Gauge;
-  readonly watchBufferedBytes: Gauge;
-  readonly watchEventsSent: Counter;
-  readonly watchEventsCoalesced: Counter;
-  readonly watchDropped: Counter<'reason'>;
+  // ---- HTTP ----
+  readonly httpRequestDuration = histogram(
+    this.registry,
+    'hotstock_http_request_duration_seconds',
+    'HTTP request latency by route, method and status (its _count is the request rate)',
+    latencyBucketsSeconds,
+    ['route', 'method', 'status'] as const,
+  );
+  readonly httpProblems = counter(
+    this.registry,
+    'hotstock_http_problems_total',
+    'Error responses (application/problem+json) by route, method, status and catalogue code',
+    ['route', 'method', 'status', 'code'] as const,
+  );
+  readonly shed = counter(
+    this.registry,
+    'hotstock_requests_shed_total',
+    'Requests answered 503 overloaded before any work: event_loop_lag (the process is behind) or queue (a SKU queue is full or too slow)',
+    ['reason'] as const,
+  );
+  readonly rateLimited = counter(
+    this.registry,
+    'hotstock_requests_rate_limited_total',
+    'Requests answered 429 rate_limited before any work: client_quota (the API key) or user_attempts (a user on a SKU)',
+    ['reason'] as const,
+  );
+
+  // ---- engine ----
+  readonly reservations = counter(
+    this.registry,
+    'hotstock_reservations_total',
+    'Reservations decided: created, or the rejection code (idempotent replays are not counted here)',
+    ['result'] as const,
+  );
+  readonly replays = counter(
+    this.registry,
+    'hotstock_idempotent_replays_total',
+    'Requests answered with the recorded answer of an earlier request with the same Idempotency-Key, by operation',
+    ['operation'] as const,
+  );
+  readonly transitions = counter(
+    this.registry,
+    'hotstock_order_transitions_total',
+    'Order transitions decided, by action and result (ok or the rejection code)',
+    ['action', 'result'] as const,
+  );
+  readonly expiries = counter(
+    this.registry,
+    'hotstock_reservations_expired_total',
+    'Reservations released by the sweeper because they were not paid in time',
+  );
+  readonly commitDuration = histogram(
+    this.registry,
+    'hotstock_store_commit_duration_seconds',
+    'Time from handing a batch to the store to its durable commit',
+    latencyBucketsSeconds,
+  );
+  readonly batchSize = histogram(
+    this.registry,
+    'hotstock_batch_operations',
+    'Operations decided and committed together in one SKU batch',
+    batchSizeBuckets,
+  );
+  readonly storeFailures = counter(
+    this.registry,
+    'hotstock_store_failures_total',
+    'Commits the store refused with an error (not version conflicts)',
+  );
+  readonly feedGaps = counter(
+    this.registry,
+    'hotstock_change_feed_gaps_total',
+    'Times the change feed lost commits (etcd compaction) and the engine re-warmed every SKU',
+  );
+  readonly queueDepth = sampledGauge(
+    this.registry,
+    'hotstock_engine_queue_depth',
+    'Operations waiting in SKU queues',
+    () => this.sources.queueDepth?.() ?? 0,
+  );
+  readonly eventLoopShedding = sampledGauge(
+    this.registry,
+    'hotstock_event_loop_shedding',
+    '1 while mutations are shed because the event loop is behind (--shed-event-loop-lag-ms), else 0',
+    () => (this.sources.shedding?.() ? 1 : 0),
+  );
+
+  // ---- storage backend ----
+  readonly breakerState = new Gauge({
+    name: 'hotstock_backend_breaker_state',
+    help: 'Circuit breaker around the storage backend: 1 on the current state (closed, open, half-open, isolated)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly breakerOpened = counter(
+    this.registry,
+    'hotstock_backend_breaker_opened_total',
+    'Times the circuit breaker around the storage backend opened',
+  );
+
+  private readonly skuStock = new SkuStockGauges(this.registry);
 
   constructor() {
-    const metrics = this;
-    // Watch figures are kept by the hub as plain numbers (its hot loop touches no instrument) and read on scrape.
-    let sentSeen = 0;
-    let coalescedSeen = 0;
-    const droppedSeen: Record<DropReason, number> = { lagging: 0, stalled: 0, shutdown: 0 };
-    this.watchSubscribers = new Gauge({
-      name: 'hotstock_watch_subscribers',
-      help: 'Stock watchers (SSE streams) connected now',
+    new Gauge({
+      name: 'hotstock_build_info',
+      help: 'Always 1; the labels say which hotstock and which Node.js runtime this is',
+      labelNames: ['version', 'node_version'] as const,
       registers: [this.registry],
-      collect() {
-        this.set(metrics.watchSource?.subscriberCount ?? 0);
-      },
-    });
-    this.watchBufferedBytes = new Gauge({
-      name: 'hotstock_watch_buffered_bytes',
-      help: 'Bytes written to watcher sockets that the kernel has not taken yet',
-      registers: [this.registry],
-      collect() {
-        this.set(metrics.watchSource?.bufferedBytes() ?? 0);
-      },
-    });
-    this.watchEventsSent = new Counter({
-      name: 'hotstock_watch_events_sent_total',
-      help: 'Events written to watchers, counted once per watcher',
-      registers: [this.registry],
-      collect() {
-        const now = metrics.watchSource?.stats.eventsSent ?? 0;
-        this.inc(now - sentSeen);
-        sentSeen = now;
-      },
-    });
-    this.watchEventsCoalesced = new Counter({
-      name: 'hotstock_watch_events_coalesced_total',
-      help: 'Events a lagging watcher never got because a later state of the same SKU replaced them',
-      registers: [this.registry],
-      collect() {
-        const now = metrics.watchSource?.stats.eventsCoalesced ?? 0;
-        this.inc(now - coalescedSeen);
-        coalescedSeen = now;
-      },
-    });
-    this.watchDropped = new Counter({
-      name: 'hotstock_watch_subscribers_dropped_total',
-      help: 'Watchers the server disconnected, by reason (lagging, stalled, shutdown)',
-      labelNames: ['reason'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const reason of Object.keys(droppedSeen) as DropReason[]) {
-          const now = metrics.watchSource?.stats.dropped[reason] ?? 0;
-          this.inc({ reason }, now - droppedSeen[reason]);
-          droppedSeen[reason] = now;
-        }
-      },
-    });
-    this.queueDepth = new Gauge({
-      name: 'hotstock_engine_queue_depth',
-      help: 'Operations waiting in SKU queues',
-      registers: [this.registry],
-      collect() {
-        this.set(metrics.queueDepthSource());
-      },
-    });
-    collectDefaultMetrics({ register: this.registry, prefix: 'hotstock_' });
+    }).set({ version: packageJson.version, node_version: process.version }, 1);
+    this.registerWatchMetrics();
+    collectDefaultMetrics({ register: this.registry, gcDurationBuckets: gcBucketsSeconds });
+    for (const name of totalNamedGauges) this.registry.removeSingleMetric(name);
   }
 
   /** Queue depth is read when Prometheus scrapes, not tracked on every enqueue. */
   watchQueueDepth(source: () => number): void {
-    this.queueDepthSource = source;
+    this.sources.queueDepth = source;
+  }
+
+  followShedder(shedding: () => boolean): void {
+    this.sources.shedding = shedding;
   }
 
   followWatch(hub: WatchHub): void {
-    this.watchSource = hub;
+    this.sources.watch = hub;
   }
 
-  batchCommitted(batchSize: number, commitMs: number): void {
+  /** Per-SKU stock gauges for the most recently changed SKUs (see metrics-sku-stock.ts). */
+  followStock(engine: Engine): void {
+    this.skuStock.follow(engine);
+  }
+
+  /** The embedded store's file against its map size, and the filesystem it lives on. */
+  followDataDir(dataDir: string, mapSizeBytes: number): void {
+    const statOrUndefined = <T>(read: () => T): T | undefined => {
+      try {
+        return read();
+      } catch {
+        // Not there yet (or gone): the gauge is left out of this scrape rather than reporting 0.
+        return undefined;
+      }
+    };
+    // LMDB's data file grows as pages are used and never past the map size; the map full is a write error.
+    sampledGauge(this.registry, 'hotstock_lmdb_file_size_bytes', 'Size of the LMDB data file (data.mdb)', () =>
+      statOrUndefined(() => statSync(join(dataDir, 'data.mdb')).size),
+    );
+    sampledGauge(
+      this.registry,
+      'hotstock_lmdb_map_size_bytes',
+      'LMDB map size: the most the data file can grow to',
+      () => mapSizeBytes,
+    );
+    const filesystem = () => statOrUndefined(() => statfsSync(dataDir));
+    sampledGauge(
+      this.registry,
+      'hotstock_data_filesystem_avail_bytes',
+      'Bytes available to hotstock on the filesystem holding --data-dir',
+      () => {
+        const stats = filesystem();
+        return stats && stats.bavail * stats.bsize;
+      },
+    );
+    sampledGauge(
+      this.registry,
+      'hotstock_data_filesystem_size_bytes',
+      'Size of the filesystem holding --data-dir',
+      () => {
+        const stats = filesystem();
+        return stats && stats.blocks * stats.bsize;
+      },
+    );
+  }
+
+  /** One answered request: its latency, and its problem code when it was an error. */
+  requestAnswered(
+    url: string | undefined,
+    method: string,
+    statusCode: number,
+    problemCode: string | undefined,
+    seconds: number,
+  ): void {
+    const route = routeLabel(url);
+    const status = String(statusCode);
+    this.httpRequestDuration.observe({ route, method, status }, seconds);
+    if (problemCode !== undefined) this.httpProblems.inc({ route, method, status, code: problemCode });
+  }
+
+  batchCommitted(skuId: string, batchSize: number, commitMs: number): void {
+    this.skuStock.changed(skuId);
     this.batchSize.observe(batchSize);
     this.commitDuration.observe(commitMs / 1000);
   }
 
+  /** Replays are counted apart, so `hotstock_reservations_total` counts each reservation decided once. */
   operationDecided(op: Operation, result: OperationResult): void {
-    const outcome = result.ok ? (result.replayed ? 'replayed' : 'ok') : result.code;
+    if (result.ok && result.replayed) {
+      this.replays.inc({ operation: operationName(op) });
+      return;
+    }
+    if (!result.ok && result.code === 'overloaded') this.shed.inc({ reason: 'queue' });
+    const outcome = result.ok ? 'ok' : result.code;
     if (op.kind === 'reserve') this.reservations.inc({ result: outcome === 'ok' ? 'created' : outcome });
     else if (op.kind === 'transition') this.transitions.inc({ action: op.action, result: outcome });
     else if (op.kind === 'expire' && result.ok) this.expiries.inc();
@@ -165,22 +303,25 @@ export class Metrics {
     this.storeFailures.inc();
   }
 
-  readonly breakerState = new Gauge({
-    name: 'hotstock_backend_breaker_state',
-    help: 'Circuit breaker around the storage backend: 1 on the current state (closed, open, half-open, isolated)',
-    labelNames: ['state'] as const,
-    registers: [this.registry],
-  });
-  readonly breakerOpened = new Counter({
-    name: 'hotstock_backend_breaker_opened_total',
-    help: 'Times the circuit breaker around the storage backend opened',
-    registers: [this.registry],
-  });
-  readonly feedGaps = new Counter({
-    name: 'hotstock_change_feed_gaps_total',
-    help: 'Times the change feed lost commits (etcd compaction) and the engine re-warmed every SKU',
-    registers: [this.registry],
-  });
+  /**
+   * Writes and version checks the commits sent to the store carried: what
+   * each reservation costs the store (the benchmark divides them by the
+   * reservations it made). Read on scrape from the counting store.
+   */
+  countStore(store: CountingStore): void {
+    runningTotal(
+      this.registry,
+      'hotstock_store_writes_total',
+      'Writes (puts and deletes) in the commits sent to the store',
+      () => store.writes,
+    );
+    runningTotal(
+      this.registry,
+      'hotstock_store_checks_total',
+      'Version checks in the commits sent to the store',
+      () => store.checks,
+    );
+  }
 
   /** Follows a breaker's state; every state is exported so a dashboard can plot each. */
   watchBreaker(breaker: BackendBreaker): void {
@@ -193,6 +334,68 @@ export class Metrics {
       show(state);
     });
   }
+
+  /** Watch figures are kept by the hub as plain numbers (its hot loop touches no instrument) and read on scrape. */
+  private registerWatchMetrics(): void {
+    const hub = () => this.sources.watch;
+    sampledGauge(
+      this.registry,
+      'hotstock_watch_subscribers',
+      'Stock watchers (SSE streams) connected now',
+      () => hub()?.subscriberCount ?? 0,
+    );
+    sampledGauge(
+      this.registry,
+      'hotstock_watch_subscribers_limit',
+      'Stock watchers allowed at once (--watch-subscribers-max); past it new ones get 503 watch_full',
+      () => hub()?.subscribersMax,
+    );
+    sampledGauge(
+      this.registry,
+      'hotstock_watch_buffered_bytes',
+      'Bytes written to watcher sockets that the kernel has not taken yet',
+      () => hub()?.bufferedBytes() ?? 0,
+    );
+    runningTotal(
+      this.registry,
+      'hotstock_watch_events_sent_total',
+      'Events written to watchers, counted once per watcher',
+      () => hub()?.stats.eventsSent,
+    );
+    runningTotal(
+      this.registry,
+      'hotstock_watch_events_coalesced_total',
+      'Events a lagging watcher never got because a later state of the same SKU replaced them',
+      () => hub()?.stats.eventsCoalesced,
+    );
+    const droppedSeen: Record<DropReason, number> = { lagging: 0, stalled: 0, shutdown: 0 };
+    new Counter({
+      name: 'hotstock_watch_subscribers_dropped_total',
+      help: 'Watchers the server disconnected, by reason (lagging, stalled, shutdown)',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const reason of Object.keys(droppedSeen) as DropReason[]) {
+          const now = hub()?.stats.dropped[reason] ?? 0;
+          this.inc({ reason }, now - droppedSeen[reason]);
+          droppedSeen[reason] = now;
+        }
+      },
+    });
+  }
 }
 
-const breakerStates: readonly BreakerState[] = ['closed', 'open', 'half-open', 'isolated'];
+/** A counter that mirrors a running total kept elsewhere: each scrape adds what it grew by. */
+function runningTotal(registry: Registry, name: string, help: string, read: () => number | undefined): Counter {
+  let seen = 0;
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read() ?? 0;
+      this.inc(now - seen);
+      seen = now;
+    },
+  });
+}

@@ -2,22 +2,26 @@
 // and the shutdown that unwinds them in reverse: stop accepting, drain
 // in-flight batches, stop the sweeper, close the store.
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
 import type { ServeConfig } from './config.ts';
+import { lmdbMapSizeBytesDefault } from './constants.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { LoadShedder } from './http/load-shedder.ts';
 import { Quotas } from './http/quota.ts';
-import type { AdminDeps } from './http/routes-admin.ts';
 import { buildServer } from './http/server.ts';
+import { ensureLayout } from './layout.ts';
+import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { Secrets } from './secrets.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
 import type { Store } from './store/contract.ts';
+import { CountingStore } from './store/counting-store.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
 import { assertClusterFit } from './store/etcd-topology.ts';
 import { LmdbStore } from './store/lmdb-store.ts';
+import { type StoreStatusDeps, storeStatus } from './store/status.ts';
 import { WatchHub } from './watch/hub.ts';
 
 export interface Service {
@@ -39,7 +43,7 @@ export interface Service {
 /** The engine reports to metrics; store failures are also logged, once per failed batch. */
 function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
   return {
-    batchCommitted: (size, commitMs) => metrics.batchCommitted(size, commitMs),
+    batchCommitted: (skuId, size, commitMs) => metrics.batchCommitted(skuId, size, commitMs),
     operationDecided: (op, result) => metrics.operationDecided(op, result),
     storeFailed: (error) => {
       metrics.storeFailed();
@@ -55,7 +59,7 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
 
 interface OpenedStore {
   store: Store;
-  admin: Omit<AdminDeps, 'store'>;
+  admin: Omit<StoreStatusDeps, 'store'>;
 }
 
 /**
@@ -65,7 +69,12 @@ interface OpenedStore {
  */
 async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Metrics): Promise<OpenedStore> {
   if (config.store === 'lmdb' || config.etcd === undefined) {
-    return { store: new LmdbStore({ dataDir: config.dataDir }), admin: { breaker: undefined, etcd: undefined } };
+    const mapSizeBytes = lmdbMapSizeBytesDefault;
+    metrics.followDataDir(config.dataDir, mapSizeBytes);
+    return {
+      store: new LmdbStore({ dataDir: config.dataDir, mapSizeBytes }),
+      admin: { breaker: undefined, etcd: undefined },
+    };
   }
   const etcd = config.etcd;
   const connection = { endpoints: etcd.endpoints, ...(etcd.tls ? { tls: etcd.tls } : {}) };
@@ -116,8 +125,11 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
 
 export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
   const metrics = new Metrics();
-  const log = pino({ level: config.logLevel });
-  const { store, admin } = await openStore(config, log, metrics);
+  const log = createLogger(config.logLevel);
+  const opened = await openStore(config, log, metrics);
+  const store = new CountingStore(opened.store);
+  const admin = opened.admin;
+  metrics.countStore(store);
   const engine = new Engine(
     store,
     {
@@ -139,6 +151,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     heartbeatIntervalMs: config.watchHeartbeatIntervalMs,
   });
   metrics.followWatch(watch);
+  metrics.followShedder(() => shedder.shedding);
   let ready = false;
   let closingStarted = false;
   const secrets = new Secrets(config, log);
@@ -148,7 +161,6 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   });
   const app = await buildServer({
     engine,
-    store,
     metrics,
     apiKeys: secrets.apiKeys,
     quotas,
@@ -160,7 +172,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     isClosing: () => closingStarted,
     isShedding: () => shedder.shedding,
     logger: log,
-    admin,
+    adminStatus: () => storeStatus({ store, ...admin }),
   });
   const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
     app.log.error({ err: error }, 'sweep failed'),
@@ -169,6 +181,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   let url: string;
   let seededSkus: number;
   try {
+    // A store holding another layout is refused before anything reads it; an empty one is marked.
+    await ensureLayout(store, { create: true });
     // Follow the change feed from the current revision before the warm-up scan: the scan reads
     // page by page, and a change to a page already read must still arrive.
     await store.revision();
@@ -176,6 +190,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     const skus = await engine.warm();
     await watch.start();
     seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
+    metrics.followStock(engine);
     app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
     sweeper.start();
     shedder.start();

@@ -102,7 +102,10 @@ export const etcdScenario: BenchScenario = {
           scenario: label,
           measure: 'x naive etcd CAS',
           value: factor,
-          baseline: { name: 'naive get + CAS, reservations/s (measured, ARCHITECTURE.md)', value: naiveCasReservationsPerS },
+          baseline: {
+            name: 'naive get + CAS, reservations/s (measured, ARCHITECTURE.md)',
+            value: naiveCasReservationsPerS,
+          },
           target: { text: `>= ${targetFactorVsNaive} x`, met: factor >= targetFactorVsNaive },
         },
         {

@@ -5,6 +5,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { checkLedger } from '../check/ledger-check.ts';
 import { etcdMaxTxnOpsDefault } from '../constants.ts';
+import { ensureLayout, LayoutMismatch } from '../layout.ts';
 import type { Store } from '../store/contract.ts';
 import { createEtcdClient, EtcdStore } from '../store/etcd-store.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
@@ -85,7 +86,11 @@ export function checkCommand(program: Command): void {
     }
     let report: Awaited<ReturnType<typeof checkLedger>>;
     try {
+      await ensureLayout(store, { create: false });
       report = await checkLedger(store);
+    } catch (error) {
+      if (!(error instanceof LayoutMismatch)) throw error;
+      return command.error(`error: ${error.message}`, { exitCode: 2 });
     } finally {
       await store.close();
     }

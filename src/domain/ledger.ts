@@ -3,7 +3,7 @@
 // Rejections are values (`sold_out` is a normal outcome); a broken invariant
 // is a programmer error and throws.
 import assert from 'node:assert/strict';
-import { holdsReservation, holdsSale, holdsUnits, nextState, type OrderAction } from './order-state.ts';
+import { holdsReservation, holdsSale, nextState, type OrderAction } from './order-state.ts';
 import type { OrderRecord, SkuRecord } from './types.ts';
 
 export type Rejection<C extends string> = { ok: false; code: C; detail: string; extra?: Record<string, unknown> };
@@ -17,12 +17,13 @@ export function assertSkuInvariants(sku: SkuRecord): void {
   assert.ok(Number.isSafeInteger(sku.reserved) && sku.reserved >= 0, `sku ${sku.sku}: reserved ${sku.reserved}`);
   assert.ok(Number.isSafeInteger(sku.sold) && sku.sold >= 0, `sku ${sku.sku}: sold ${sku.sold}`);
   assert.ok(available(sku) >= 0, `sku ${sku.sku}: available ${available(sku)} is negative`);
+  assert.ok(Number.isSafeInteger(sku.orderSeq) && sku.orderSeq >= 0, `sku ${sku.sku}: orderSeq ${sku.orderSeq}`);
 }
 
 export type ReserveRejectionCode = 'sold_out' | 'insufficient_stock' | 'per_user_limit_exceeded';
 export type ReserveOutcome = { ok: true; sku: SkuRecord } | Rejection<ReserveRejectionCode>;
 
-/** Holds `qty` units for a user who already holds `userHeldUnits` of this SKU. */
+/** Holds `qty` units for a user who already holds `userHeldUnits` of this SKU; the new order takes `sku.orderSeq`. */
 export function reserve(sku: SkuRecord, qty: number, userHeldUnits: number): ReserveOutcome {
   assert.ok(Number.isSafeInteger(qty) && qty > 0, `qty ${qty}`);
   const free = available(sku);
@@ -43,15 +44,13 @@ export function reserve(sku: SkuRecord, qty: number, userHeldUnits: number): Res
       extra: { maxPerUser: sku.maxPerUser, held: userHeldUnits },
     };
   }
-  const next = { ...sku, reserved: sku.reserved + qty };
+  const next = { ...sku, reserved: sku.reserved + qty, orderSeq: sku.orderSeq + 1 };
   assertSkuInvariants(next);
   return { ok: true, sku: next };
 }
 
 export type TransitionRejectionCode = 'illegal_transition' | 'reservation_expired';
-export type TransitionOutcome =
-  | { ok: true; sku: SkuRecord; order: OrderRecord; userUnitsDelta: number }
-  | Rejection<TransitionRejectionCode>;
+export type TransitionOutcome = { ok: true; sku: SkuRecord; order: OrderRecord } | Rejection<TransitionRejectionCode>;
 
 /** Applies `action` to `order` and moves the SKU's ledger to match. */
 export function transition(sku: SkuRecord, order: OrderRecord, action: OrderAction, nowMs: number): TransitionOutcome {
@@ -82,9 +81,8 @@ export function transition(sku: SkuRecord, order: OrderRecord, action: OrderActi
     sold: sku.sold + q * (Number(holdsSale(to)) - Number(holdsSale(from))),
   };
   assertSkuInvariants(next);
-  const userUnitsDelta = q * (Number(holdsUnits(to)) - Number(holdsUnits(from)));
   const nextOrder = { ...order, state: to, history: [...order.history, { state: to, atMs: nowMs }] };
-  return { ok: true, sku: next, order: nextOrder, userUnitsDelta };
+  return { ok: true, sku: next, order: nextOrder };
 }
 
 export type AdjustOutcome = { ok: true; sku: SkuRecord } | Rejection<'adjustment_below_committed'>;
@@ -107,7 +105,7 @@ export function adjust(sku: SkuRecord, delta: number): AdjustOutcome {
   return { ok: true, sku: next };
 }
 
-/** A new order in `created`, holding its reservation until `nowMs + ttlMs`. */
+/** A new order in `created`, holding its reservation until `nowMs + ttlMs`; `sku` as it was before the reservation. */
 export function newOrder(
   fields: { id: string; sku: SkuRecord; qty: number; userId: string },
   nowMs: number,
@@ -123,5 +121,11 @@ export function newOrder(
     createdAtMs: nowMs,
     expiresAtMs: nowMs + reservationTtlMs,
     history: [{ state: 'created', atMs: nowMs }],
+    seq: fields.sku.orderSeq,
   };
+}
+
+/** The order as it was answered when it was created: what a retried reservation replays. */
+export function orderAsCreated(order: OrderRecord): OrderRecord {
+  return { ...order, state: 'created', history: order.history.slice(0, 1) };
 }

@@ -22,6 +22,10 @@ export interface SkuRecord extends CatalogEntry {
   reserved: number;
   /** Units in orders that are `paid`, `shipped` or `completed`. */
   sold: number;
+  /** Orders ever created for this SKU: the next order's `seq`. */
+  orderSeq: number;
+  /** The stock it was created with: a repeated, identical create changes nothing. */
+  initialStock: number;
 }
 
 export interface StateChange {
@@ -40,4 +44,12 @@ export interface OrderRecord {
   /** When an unpaid reservation lapses; meaningful only while `created`. */
   expiresAtMs: number;
   history: StateChange[];
+  /** Position among its SKU's orders, in creation order (see layout.ts). */
+  seq: number;
+  /**
+   * Revision of the commit that created the order, kept once the order is
+   * rewritten (until then it is the order's own version): a retried
+   * reservation replays the original answer, version included.
+   */
+  createdRevision?: number;
 }

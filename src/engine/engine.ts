@@ -1,21 +1,29 @@
 // The engine owns the SKU writers: it warms every SKU from the store at start,
 // routes each mutation to its SKU's writer, applies admission control (bounded
-// queues, fast 503 instead of queueing into timeouts), answers sold-out and
-// idempotent replays from memory and snapshot reads without touching the
-// writer, and tells listeners about every committed stock change.
+// queues, fast 503 instead of queueing into timeouts), answers sold-out
+// reservations and SKU reads from memory, and serves the read queries. It
+// returns records and outcomes as values; rendering them is the HTTP layer's.
 import { engineQueueDepthMax, scanPageEntries, skusMax } from '../constants.ts';
 import { available } from '../domain/ledger.ts';
-import type { OrderRecord, SkuRecord } from '../domain/types.ts';
-import type { ChangeFeedGap, Store } from '../store/contract.ts';
+import type { OrderAction } from '../domain/order-state.ts';
+import type { CatalogEntry, OrderRecord, SkuRecord } from '../domain/types.ts';
+import { idempotencyId, keys } from '../layout.ts';
+import type { ChangeFeedGap, Entry, Store } from '../store/contract.ts';
 import { scanPrefix } from '../store/contract.ts';
-import { keys } from '../store/keys.ts';
-import { checkIdempotency, type DecideContext, type IdempotencyRecord } from './decide.ts';
-import type { IdempotencyIntent, Operation, OperationResult } from './operations.ts';
-import { rejected } from './operations.ts';
-import { orderIdGenerator } from './order-ids.ts';
+import type { DecideContext } from './decide.ts';
+import type { IdempotencyIntent, IfMatch, Operation, OperationResult, Rejected, ResolvedIntent } from './operations.ts';
+import { rejected, storeRejection } from './operations.ts';
+import {
+  getOrder,
+  listOrders,
+  listSkus,
+  type OrderQuery,
+  type Page,
+  type SkuQuery,
+  type Versioned,
+} from './queries.ts';
 import { SkuWriter, type WarmSku, type WriterHooks } from './sku-writer.ts';
-import { type SkuView, skuView } from './views.ts';
-import { WorkingSet } from './working-set.ts';
+import { timeOrderedIds } from './time-ordered-ids.ts';
 
 export interface EngineOptions {
   reservationTtlMs: number;
@@ -26,17 +34,22 @@ export interface EngineOptions {
   nowMs?: () => number;
 }
 
-export interface StockEvent {
-  revision: number;
-  sku: SkuView;
-}
-
 export interface EngineObserver {
-  batchCommitted(batchSize: number, commitMs: number): void;
+  batchCommitted(skuId: string, batchSize: number, commitMs: number): void;
   operationDecided(op: Operation, result: OperationResult): void;
   storeFailed(error: unknown): void;
   /** The change feed lost commits; the engine re-warms every SKU from the store. */
   feedGapped?(gap: ChangeFeedGap, rewarmError?: unknown): void;
+}
+
+/** What a guarded mutation carries besides its own fields. */
+export interface MutationGuards {
+  ifMatch?: IfMatch | undefined;
+  idempotency?: IdempotencyIntent | undefined;
+}
+
+function resolve(intent: IdempotencyIntent | undefined): ResolvedIntent | undefined {
+  return intent && { id: idempotencyId(intent.scope, intent.key), fingerprint: intent.fingerprint ?? '' };
 }
 
 export class Engine {
@@ -44,9 +57,7 @@ export class Engine {
   private readonly options: EngineOptions;
   private readonly observer: EngineObserver;
   private readonly writers = new Map<string, SkuWriter>();
-  private readonly inFlightIdempotency = new Map<string, Promise<OperationResult>>();
-  private readonly stockListeners = new Set<(event: StockEvent) => void>();
-  private readonly newOrderId = orderIdGenerator();
+  private readonly newId = timeOrderedIds();
   private readonly hooks: WriterHooks;
   private queuedOps = 0;
   private accepting = true;
@@ -57,10 +68,7 @@ export class Engine {
     this.observer = observer;
     this.hooks = {
       context: () => this.context(),
-      committed: (sku, revision, batchSize, commitMs) => {
-        observer.batchCommitted(batchSize, commitMs);
-        this.emit({ revision, sku: skuView(sku.record, sku.version) });
-      },
+      committed: (skuId, batchSize, commitMs) => observer.batchCommitted(skuId, batchSize, commitMs),
       decided: (op, result) => observer.operationDecided(op, result),
       dequeued: (count) => {
         this.queuedOps -= count;
@@ -73,24 +81,24 @@ export class Engine {
     return this.options.nowMs?.() ?? Date.now();
   }
 
+  get reservationTtlMs(): number {
+    return this.options.reservationTtlMs;
+  }
+
   private context(): DecideContext {
     return {
       nowMs: this.nowMs(),
       reservationTtlMs: this.options.reservationTtlMs,
       idempotencyTtlMs: this.options.idempotencyTtlMs,
-      newOrderId: this.newOrderId,
+      newId: this.newId,
     };
   }
 
   /** Loads every SKU into memory; the hot path never reads a SKU from the store. */
   async warm(): Promise<number> {
     for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
-      for (const entry of page) {
-        // The change feed may already have brought a newer state of this SKU; the newer one stays.
-        const writer = this.writers.get(entry.value.sku);
-        if (writer) writer.observe(entry.value, entry.version);
-        else this.addWriter(entry.value.sku, { record: entry.value, version: entry.version });
-      }
+      // The change feed may already have brought a newer state of a SKU; the newer one stays.
+      for (const entry of page) this.observeSku(entry.value, entry.version);
     }
     return this.writers.size;
   }
@@ -105,60 +113,128 @@ export class Engine {
     return this.queuedOps;
   }
 
-  getSku(skuId: string): SkuView | undefined {
+  /** A SKU as last committed, from memory. */
+  getSku(skuId: string): Versioned<SkuRecord> | undefined {
     const state = this.writers.get(skuId)?.state;
-    return state && skuView(state.record, state.version);
+    return state && { record: state.record, version: state.version };
   }
 
-  /** Every warm SKU; for the demo seeder and the checker. */
+  /** Every warm SKU; for the demo seeder, the sweeper and the metrics. */
   skuIds(): string[] {
     return [...this.writers.values()].filter((writer) => writer.state !== undefined).map((writer) => writer.skuId);
   }
 
-  onStock(listener: (event: StockEvent) => void): () => void {
-    this.stockListeners.add(listener);
-    return () => this.stockListeners.delete(listener);
+  async getOrder(orderId: string): Promise<Versioned<OrderRecord> | undefined | Rejected> {
+    try {
+      return await getOrder(this.store, orderId);
+    } catch (error) {
+      return storeRejection(error, 'the store could not be read');
+    }
   }
 
-  private emit(event: StockEvent): void {
-    for (const listener of this.stockListeners) listener(event);
+  async listSkus(query: SkuQuery): Promise<Page<Versioned<SkuRecord>> | Rejected> {
+    try {
+      return await listSkus(this.store, (id) => this.getSku(id), query);
+    } catch (error) {
+      return storeRejection(error, 'the store could not be read');
+    }
+  }
+
+  async listOrders(query: OrderQuery): Promise<Page<Versioned<OrderRecord>> | Rejected> {
+    try {
+      return await listOrders(this.store, query);
+    } catch (error) {
+      return storeRejection(error, 'the store could not be read');
+    }
   }
 
   /**
-   * Routes an operation to its SKU's writer. Operations carrying an idempotency
-   * key first wait for any in-flight request with the same key, then replay a
-   * recorded answer if there is one, so a retry never queues behind itself.
+   * Reserves stock. With an idempotency key the order's id is derived from it,
+   * so a retry lands on the same order; without one (internal callers) the id
+   * is fresh. Sold out is answered from memory, unless the key may already
+   * hold an answer, which a retry must hear again.
    */
-  async submit(skuId: string, op: Operation): Promise<OperationResult> {
-    const intent = 'idempotency' in op ? op.idempotency : undefined;
-    if (intent === undefined) return this.admit(skuId, op);
-    const earlier = this.inFlightIdempotency.get(intent.storeKey);
-    if (earlier !== undefined) await earlier;
-    const replay = await this.replay(intent);
-    if (replay !== undefined) {
-      this.observer.operationDecided(op, replay);
-      return replay;
-    }
-    const pending = Promise.resolve(this.admit(skuId, op));
-    this.inFlightIdempotency.set(intent.storeKey, pending);
+  async reserve(
+    skuId: string,
+    request: { qty: number; userId: string },
+    intent?: IdempotencyIntent,
+  ): Promise<OperationResult> {
+    const orderId = intent === undefined ? this.newId() : idempotencyId(intent.scope, intent.key);
+    const op: Operation = { kind: 'reserve', qty: request.qty, userId: request.userId, orderId };
+    if (intent === undefined || !this.isSoldOut(skuId)) return this.submit(skuId, op);
     try {
-      return await pending;
-    } finally {
-      if (this.inFlightIdempotency.get(intent.storeKey) === pending) this.inFlightIdempotency.delete(intent.storeKey);
+      const found = await this.store.getMany([keys.order(orderId), keys.idempotency(orderId)]);
+      if (found.every((entry) => entry === undefined)) return this.soldOut(skuId, op);
+    } catch {
+      // Unknown whether the key holds an answer: the writer reads again and answers either way.
     }
+    return this.admit(skuId, op);
   }
 
-  private async replay(intent: IdempotencyIntent): Promise<OperationResult | undefined> {
-    const ws = new WorkingSet();
-    ws.load(intent.storeKey, await this.store.get<IdempotencyRecord>(intent.storeKey));
-    const decision = checkIdempotency(ws, intent, this.nowMs());
-    if (decision === undefined || !decision.ok) return decision;
-    return {
-      ok: true,
-      status: decision.status,
-      body: { ...decision.body, version: decision.version as number },
-      replayed: true,
+  /** Moves an order to its next state; the order is read once, to find its SKU's writer. */
+  async transition(
+    orderId: string,
+    action: Exclude<OrderAction, 'expire'>,
+    guards: MutationGuards,
+  ): Promise<OperationResult> {
+    let hint: Entry<OrderRecord> | undefined;
+    try {
+      hint = await this.store.get<OrderRecord>(keys.order(orderId));
+    } catch (error) {
+      return storeRejection(error, 'the store could not be read');
+    }
+    if (hint === undefined) return rejected('order_not_found', `no order ${orderId}`);
+    const op: Operation = {
+      kind: 'transition',
+      orderId,
+      action,
+      ifMatch: guards.ifMatch,
+      idempotency: resolve(guards.idempotency),
+      hint,
     };
+    return this.submit(hint.value.sku, op);
+  }
+
+  adjust(skuId: string, change: { delta: number; reason: string }, guards: MutationGuards): Promise<OperationResult> {
+    const op: Operation = {
+      kind: 'adjust',
+      ...change,
+      ifMatch: guards.ifMatch,
+      idempotency: resolve(guards.idempotency),
+    };
+    return this.submit(skuId, op);
+  }
+
+  upsert(
+    skuId: string,
+    request: { entry: CatalogEntry; initialStock?: number | undefined },
+    guards: MutationGuards,
+  ): Promise<OperationResult> {
+    const op: Operation = {
+      kind: 'upsert',
+      ...request,
+      ifMatch: guards.ifMatch,
+      idempotency: resolve(guards.idempotency),
+    };
+    return this.submit(skuId, op);
+  }
+
+  private isSoldOut(skuId: string): boolean {
+    const state = this.writers.get(skuId)?.state;
+    return state !== undefined && available(state.record) === 0;
+  }
+
+  private soldOut(skuId: string, op: Operation): OperationResult {
+    const result = rejected('sold_out', `SKU ${skuId} is sold out`);
+    this.observer.operationDecided(op, result);
+    return result;
+  }
+
+  /** Routes an operation to its SKU's writer; a fresh reservation on a sold-out SKU is answered from memory. */
+  async submit(skuId: string, op: Operation): Promise<OperationResult> {
+    // A flash sale's tail never reaches the store.
+    if (op.kind === 'reserve' && this.isSoldOut(skuId)) return this.soldOut(skuId, op);
+    return this.admit(skuId, op);
   }
 
   private admit(skuId: string, op: Operation): Promise<OperationResult> | OperationResult {
@@ -169,13 +245,6 @@ export class Engine {
       if (this.writers.size >= skusMax)
         return rejected('overloaded', `the catalog holds its maximum of ${skusMax} SKUs`);
       writer = this.addWriter(skuId, undefined);
-    }
-    const state = writer.state;
-    if (op.kind === 'reserve' && state !== undefined && available(state.record) === 0) {
-      // Sold out is answered from memory: a flash sale's tail never reaches the store.
-      const result = rejected('sold_out', `SKU ${skuId} is sold out`);
-      this.observer.operationDecided(op, result);
-      return result;
     }
     if (!writer.hasRoom() || this.queuedOps >= engineQueueDepthMax || this.waitedTooLong(writer)) {
       const result = rejected('overloaded', `SKU ${skuId} has more requests waiting than it can commit promptly`);
@@ -189,11 +258,6 @@ export class Engine {
   private waitedTooLong(writer: SkuWriter): boolean {
     const bound = this.options.shedQueueWaitMs ?? 0;
     return bound > 0 && writer.oldestWaitMs() > bound;
-  }
-
-  /** Finds which SKU an order belongs to, for routing a transition to its writer. */
-  async orderSku(orderId: string): Promise<string | undefined> {
-    return (await this.store.get<OrderRecord>(keys.order(orderId)))?.value.sku;
   }
 
   /**
@@ -227,9 +291,7 @@ export class Engine {
    */
   private async rewarm(gap: ChangeFeedGap): Promise<void> {
     try {
-      for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
-        for (const entry of page) this.observeSku(entry.value, entry.version);
-      }
+      await this.warm();
       this.observer.feedGapped?.(gap);
     } catch (error) {
       // Warm state older than the store only costs a conflict and a reload on the next commit.

@@ -1,57 +1,56 @@
-// Read-side queries: catalog listing over the ordered composite index
-// (product, size, color, sku) and order listing over the per-user and per-SKU
-// indexes. Pages are bounded both in what they return and in what they scan,
-// and resume from an opaque cursor (the last index key examined).
+// Read-side queries: the catalog over its ordered (product, size, color, sku)
+// index, orders by user (and SKU) over the user entries, by SKU over the SKU
+// entries, and every order over the orders themselves. Pages are bounded both
+// in what they return and in what they scan, and resume after a position: the
+// last key a page covered, which the HTTP layer seals into an opaque cursor.
 import { listLimitDefault, listScanEntriesMax } from '../constants.ts';
-import type { OrderRecord, OrderState } from '../domain/types.ts';
-import { HttpProblem } from '../errors.ts';
+import type { OrderRecord, OrderState, SkuRecord } from '../domain/types.ts';
+import { keyParts, keys, type SkuOrderEntry, type UserOrderEntry } from '../layout.ts';
 import type { Entry, Store } from '../store/contract.ts';
 import { prefixEnd } from '../store/contract.ts';
-import { keys } from '../store/keys.ts';
-import type { Engine } from './engine.ts';
-import { type OrderView, orderView, type SkuView } from './views.ts';
+import { type Rejected, rejected } from './operations.ts';
+
+export interface Versioned<T> {
+  record: T;
+  version: number;
+}
 
 export interface Page<T> {
   items: T[];
-  nextCursor: string | null;
+  /** Where the next page starts; null after the last item. */
+  next: string | null;
 }
 
-function encodeCursor(key: string): string {
-  return Buffer.from(key, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined, prefix: string): string | undefined {
-  if (cursor === undefined) return undefined;
-  const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!key.startsWith(prefix)) throw new HttpProblem('invalid_cursor', 'this cursor belongs to another query');
-  return key;
-}
+/** Turns a page of scanned entries into items (undefined where an entry does not match). */
+type Accept<T> = (entries: Entry[]) => Promise<(T | undefined)[]> | (T | undefined)[];
 
 /**
- * Walks index entries under `prefix` from just after `cursor`, keeping those
- * `accept` turns into items, until `limit` items or the scan bound.
+ * Walks entries under `prefix` from just after `after`, keeping what `accept`
+ * turns into items, until `limit` items are found and one more proves there is
+ * a next page, the prefix ends, or the scan bound is reached.
  */
-async function scanPage<T>(
-  store: Store,
-  prefix: string,
-  cursor: string | undefined,
-  limit: number,
-  accept: (entries: Entry[]) => Promise<(T | undefined)[]>,
-): Promise<Page<T>> {
-  const items: T[] = [];
-  let start = cursor === undefined ? prefix : `${cursor}\u0000`;
+async function scanPage<T>(store: Store, prefix: string, after: string | undefined, limit: number, accept: Accept<T>) {
+  const items: { item: T; key: string }[] = [];
+  let start = after === undefined ? prefix : `${after}\u0000`;
   let scanned = 0;
   for (;;) {
-    const pageSize = Math.min(limit - items.length, listScanEntriesMax - scanned);
+    const pageSize = Math.min(limit + 1 - items.length, listScanEntriesMax - scanned);
     const entries = await store.range({ start, end: prefixEnd(prefix), limit: pageSize });
     scanned += entries.length;
     const accepted = await accept(entries);
-    for (const item of accepted) if (item !== undefined) items.push(item);
+    for (const [i, item] of accepted.entries()) if (item !== undefined) items.push({ item, key: entries[i]!.key });
+    if (items.length > limit)
+      return { items: items.slice(0, limit).map((found) => found.item), next: items[limit - 1]!.key };
     const last = entries.at(-1);
-    if (entries.length < pageSize || last === undefined) return { items, nextCursor: null };
-    if (items.length >= limit || scanned >= listScanEntriesMax) return { items, nextCursor: encodeCursor(last.key) };
+    if (entries.length < pageSize || last === undefined) return { items: items.map((found) => found.item), next: null };
+    if (scanned >= listScanEntriesMax) return { items: items.map((found) => found.item), next: last.key };
     start = `${last.key}\u0000`;
   }
+}
+
+function checkPosition(after: string | undefined, prefix: string): Rejected | undefined {
+  if (after === undefined || after.startsWith(prefix)) return undefined;
+  return rejected('invalid_cursor', 'this cursor belongs to another query');
 }
 
 export interface SkuQuery {
@@ -59,21 +58,26 @@ export interface SkuQuery {
   size?: string | undefined;
   color?: string | undefined;
   limit?: number | undefined;
-  cursor?: string | undefined;
+  after?: string | undefined;
 }
 
-export async function listSkus(store: Store, engine: Engine, query: SkuQuery): Promise<Page<SkuView>> {
+export async function listSkus(
+  store: Store,
+  warmSku: (id: string) => Versioned<SkuRecord> | undefined,
+  query: SkuQuery,
+): Promise<Page<Versioned<SkuRecord>> | Rejected> {
   const attributes = [query.product, query.size, query.color];
   // The index serves any leading run of attributes as a prefix; later ones are filtered.
   const firstMissing = attributes.indexOf(undefined);
   const leading = (firstMissing === -1 ? attributes : attributes.slice(0, firstMissing)) as string[];
-  const prefix = keys.catalogIndexQuery(leading);
-  const cursor = decodeCursor(query.cursor, prefix);
-  return scanPage(store, prefix, cursor, query.limit ?? listLimitDefault, async (entries) =>
+  const prefix = keys.catalogQuery(leading);
+  const refused = checkPosition(query.after, prefix);
+  if (refused) return refused;
+  return scanPage(store, prefix, query.after, query.limit ?? listLimitDefault, (entries) =>
     entries.map((entry) => {
-      const [product, size, color, sku] = entry.key.slice(keys.catalogIndexPrefix.length).split('\u0000');
+      const [product, size, color, sku] = keyParts(entry.key, keys.catalogPrefix);
       const matches = [product, size, color].every((part, i) => attributes[i] === undefined || attributes[i] === part);
-      return matches && sku !== undefined ? engine.getSku(sku) : undefined;
+      return matches && sku !== undefined ? warmSku(sku) : undefined;
     }),
   );
 }
@@ -83,31 +87,37 @@ export interface OrderQuery {
   sku?: string | undefined;
   state?: OrderState | undefined;
   limit?: number | undefined;
-  cursor?: string | undefined;
+  after?: string | undefined;
 }
 
-export async function listOrders(store: Store, query: OrderQuery): Promise<Page<OrderView>> {
-  const byIndex = query.userId !== undefined || query.sku !== undefined;
-  const prefix =
-    query.userId !== undefined
-      ? keys.userOrdersPrefix(query.userId)
-      : query.sku !== undefined
-        ? keys.skuOrdersPrefix(query.sku)
-        : keys.orderPrefix;
-  const cursor = decodeCursor(query.cursor, prefix);
-  const keep = (order: OrderRecord | undefined) =>
-    order !== undefined &&
-    (query.sku === undefined || order.sku === query.sku) &&
-    (query.state === undefined || order.state === query.state);
-  return scanPage(store, prefix, cursor, query.limit ?? listLimitDefault, async (entries) => {
-    const orders: (Entry<OrderRecord> | undefined)[] = byIndex
-      ? await store.getMany<OrderRecord>(entries.map((entry) => keys.order(keys.lastPart(entry.key))))
+/** The prefix an order query walks: the narrowest index that serves its filters. */
+function orderPrefix(query: OrderQuery): string {
+  if (query.userId !== undefined && query.sku !== undefined) return keys.userSkuOrdersPrefix(query.userId, query.sku);
+  if (query.userId !== undefined) return keys.userOrdersPrefix(query.userId);
+  if (query.sku !== undefined) return keys.skuOrdersPrefix(query.sku);
+  return keys.orderPrefix;
+}
+
+export async function listOrders(store: Store, query: OrderQuery): Promise<Page<Versioned<OrderRecord>> | Rejected> {
+  const prefix = orderPrefix(query);
+  const refused = checkPosition(query.after, prefix);
+  if (refused) return refused;
+  const byIndex = prefix !== keys.orderPrefix;
+  const keep = (order: OrderRecord | undefined): order is OrderRecord =>
+    order !== undefined && (query.state === undefined || order.state === query.state);
+  return scanPage(store, prefix, query.after, query.limit ?? listLimitDefault, async (entries) => {
+    const orders = byIndex
+      ? await store.getMany<OrderRecord>(
+          (entries as Entry<SkuOrderEntry | UserOrderEntry>[]).map((entry) => keys.order(entry.value.id)),
+        )
       : (entries as Entry<OrderRecord>[]);
-    return orders.map((entry) => (entry && keep(entry.value) ? orderView(entry.value, entry.version) : undefined));
+    return orders.map((entry) =>
+      entry && keep(entry.value) ? { record: entry.value, version: entry.version } : undefined,
+    );
   });
 }
 
-export async function getOrder(store: Store, id: string): Promise<OrderView | undefined> {
+export async function getOrder(store: Store, id: string): Promise<Versioned<OrderRecord> | undefined> {
   const entry = await store.get<OrderRecord>(keys.order(id));
-  return entry && orderView(entry.value, entry.version);
+  return entry && { record: entry.value, version: entry.version };
 }

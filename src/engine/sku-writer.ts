@@ -12,15 +12,17 @@ import {
   commitConflictBackoffMsMax,
   commitConflictRetriesMax,
   skuQueueDepthMax,
+  userSkuOrdersScanMax,
   writeBytesMax,
 } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
-import type { SkuRecord } from '../domain/types.ts';
-import { type CommitResult, type Store, StoreFailure } from '../store/contract.ts';
-import { keys } from '../store/keys.ts';
-import { type DecideContext, type Decision, decide, firstReadKeys, opsUpperBound, secondReadKeys } from './decide.ts';
+import type { OrderRecord, SkuRecord } from '../domain/types.ts';
+import { keys, type UserOrderEntry } from '../layout.ts';
+import type { Entry } from '../store/contract.ts';
+import { type CommitResult, prefixEnd, type Store } from '../store/contract.ts';
+import { costUpperBound, type DecideContext, type Decision, decide, readKeys } from './decide.ts';
 import type { Operation, OperationResult } from './operations.ts';
-import { rejected } from './operations.ts';
+import { rejected, storeRejection } from './operations.ts';
 import { aheadVersion, WorkingSet } from './working-set.ts';
 
 export interface WarmSku {
@@ -31,8 +33,8 @@ export interface WarmSku {
 
 export interface WriterHooks {
   context(): DecideContext;
-  /** Called after every durable commit, with the SKU's new state. */
-  committed(sku: WarmSku, revision: number, batchSize: number, commitMs: number): void;
+  /** Called after every durable commit that wrote something. */
+  committed(skuId: string, batchSize: number, commitMs: number): void;
   /** Called for every decided operation, with the outcome it got. */
   decided(op: Operation, result: OperationResult): void;
   /** Called as operations are answered, so the engine can count the work it holds. */
@@ -69,12 +71,6 @@ interface InFlight extends Prepared {
 
 /** The outcome of a batch that wrote nothing: it is answered once the batches ahead of it have landed. */
 const noCommit: CommitResult = { ok: true, revision: 0 };
-
-/** A store failure's answer: its own code when the store gave one (breaker open, out of space). */
-function storeFailed(error: unknown, detail: string): OperationResult {
-  if (error instanceof StoreFailure) return rejected(error.code, error.message);
-  return rejected('store_unavailable', detail);
-}
 
 export class SkuWriter {
   readonly skuId: string;
@@ -173,16 +169,18 @@ export class SkuWriter {
       ws = await this.snapshot(batch, ahead?.ws);
     } catch (error) {
       this.hooks.storeFailed(error);
-      this.answerAll(batch, storeFailed(error, 'the store could not be read for this batch'));
+      this.answerAll(batch, storeRejection(error, 'the store could not be read for this batch'));
       return undefined;
     }
     const ctx = this.hooks.context();
     const decisions: Decision[] = [];
-    // A commit stays within the store's op limit and, at writeBytesMax per op, its byte limit.
-    const { commitOpsMax, commitBytesMax } = this.store.limits;
-    const opsMax = Math.min(commitOpsMax, Math.floor(commitBytesMax / writeBytesMax));
+    // A commit stays within the store's limits on checks and writes and, at writeBytesMax per write, on bytes.
+    const { commitChecksMax, commitWritesMax, commitBytesMax } = this.store.limits;
+    const writesMax = Math.min(commitWritesMax, Math.floor(commitBytesMax / writeBytesMax));
     for (const queued of batch) {
-      if (decisions.length > 0 && ws.opCount() + opsUpperBound(queued.op) > opsMax) break;
+      const cost = costUpperBound(queued.op);
+      const full = ws.writesCount() + cost.writes > writesMax || ws.checksCount() + cost.checks > commitChecksMax;
+      if (decisions.length > 0 && full) break;
       decisions.push(decide(ws, this.skuId, queued.op, ctx));
     }
     // What did not fit one commit goes back to the head of the queue, in order.
@@ -213,7 +211,7 @@ export class SkuWriter {
     if ('error' in outcome) {
       // The warm state was never touched, so failing the batch is the whole rollback.
       this.hooks.storeFailed(outcome.error);
-      this.answerAll(ahead.batch, storeFailed(outcome.error, 'the store could not commit this batch'));
+      this.answerAll(ahead.batch, storeRejection(outcome.error, 'the store could not commit this batch'));
       if (next) this.requeue(next.batch, false);
       return undefined;
     }
@@ -234,7 +232,7 @@ export class SkuWriter {
     }
     if (ahead.writes) {
       this.adopt(ahead.ws, outcome.revision);
-      this.hooks.committed(this.warm!, outcome.revision, ahead.batch.length, performance.now() - ahead.startedMs);
+      this.hooks.committed(this.skuId, ahead.batch.length, performance.now() - ahead.startedMs);
     }
     const issued = next && this.issue(next, ahead.writes ? outcome.revision : undefined);
     for (const [i, queued] of ahead.batch.entries()) this.answer(queued, ahead.decisions[i]!, ahead, outcome.revision);
@@ -248,6 +246,8 @@ export class SkuWriter {
   private requeue(batch: Queued[], conflicted: boolean): void {
     const retry: Queued[] = [];
     for (const queued of batch) {
+      // A transition's order read before the batch may be what conflicted: read it afresh next time.
+      if (conflicted && queued.op.kind === 'transition') queued.op = { ...queued.op, hint: undefined };
       if (conflicted && ++queued.conflicts > commitConflictRetriesMax) {
         this.answerAll(
           [queued],
@@ -259,8 +259,10 @@ export class SkuWriter {
   }
 
   /**
-   * Reads, in two rounds, every key the batch may need, into a fresh working
-   * set: keys the batch ahead wrote as it leaves them, the rest from the store.
+   * Reads everything the batch may need into a fresh working set, in one
+   * round: keys the batch ahead wrote as it leaves them, the rest from the
+   * store; then, where a per-user limit applies, the units each reserving
+   * user holds.
    */
   private async snapshot(batch: Queued[], ahead: WorkingSet | undefined): Promise<WorkingSet> {
     const ws = new WorkingSet();
@@ -269,30 +271,70 @@ export class SkuWriter {
     const warm = this.warm;
     if (skuAhead) ws.loadAhead(skuKey, skuAhead);
     else ws.load(skuKey, warm && { key: skuKey, value: warm.record, version: warm.version });
-    await this.loadInto(
-      ws,
-      batch.flatMap((queued) => firstReadKeys(this.skuId, queued.op)),
-      ahead,
-    );
-    await this.loadInto(
-      ws,
-      batch.flatMap((queued) => secondReadKeys(ws, this.skuId, queued.op)),
-      ahead,
-    );
+    const fromStore = new Set<string>();
+    for (const { op } of batch) {
+      // An order read to route the transition here may be older than the batch: its version is checked at commit.
+      if (op.kind === 'transition' && op.hint !== undefined) this.loadKey(ws, op.hint.key, ahead, fromStore, op.hint);
+      for (const key of readKeys(op)) this.loadKey(ws, key, ahead, fromStore);
+    }
+    if (fromStore.size > 0) {
+      const wanted = [...fromStore];
+      const entries = await this.store.getMany(wanted);
+      for (const [i, key] of wanted.entries()) ws.load(key, entries[i]);
+    }
+    await this.loadHeld(ws, batch, ahead);
     return ws;
   }
 
-  private async loadInto(ws: WorkingSet, wanted: string[], ahead: WorkingSet | undefined): Promise<void> {
-    const fromStore: string[] = [];
-    for (const key of new Set(wanted)) {
-      if (ws.has(key)) continue;
-      const written = ahead?.written(key);
-      if (written) ws.loadAhead(key, written);
-      else fromStore.push(key);
+  private loadKey(
+    ws: WorkingSet,
+    key: string,
+    ahead: WorkingSet | undefined,
+    fromStore: Set<string>,
+    hint?: Entry<OrderRecord>,
+  ): void {
+    if (ws.has(key)) return;
+    const written = ahead?.written(key);
+    if (written) ws.loadAhead(key, written);
+    else if (hint) {
+      fromStore.delete(key);
+      ws.load(key, hint, true);
+    } else fromStore.add(key);
+  }
+
+  /**
+   * The units each reserving user holds of this SKU, summed from their
+   * entries (one short range each), when a per-user limit applies. Users the
+   * batch ahead decided for take its figures, which include what it has not
+   * committed yet.
+   */
+  private async loadHeld(ws: WorkingSet, batch: Queued[], ahead: WorkingSet | undefined): Promise<void> {
+    const sku = ws.get<SkuRecord>(keys.sku(this.skuId));
+    const limited = (sku !== undefined && sku.maxPerUser !== null) || batch.some(({ op }) => op.kind === 'upsert');
+    if (!limited) return;
+    const wanted = new Set<string>();
+    const aheadHeld = ahead?.heldAfter();
+    for (const { op } of batch) {
+      if (op.kind !== 'reserve' || ws.heldUnits(op.userId) !== undefined) continue;
+      const units = aheadHeld?.get(op.userId);
+      if (units !== undefined) ws.loadHeld(op.userId, units);
+      else wanted.add(op.userId);
     }
-    if (fromStore.length === 0) return;
-    const entries = await this.store.getMany(fromStore);
-    for (const [i, key] of fromStore.entries()) ws.load(key, entries[i]);
+    if (wanted.size === 0) return;
+    const users = [...wanted];
+    const prefixes = users.map((userId) => keys.userSkuOrdersPrefix(userId, this.skuId));
+    const ranges = await this.store.rangeMany<UserOrderEntry>(
+      prefixes.map((prefix) => ({ start: prefix, end: prefixEnd(prefix), limit: userSkuOrdersScanMax + 1 })),
+    );
+    for (const [i, entries] of ranges.entries()) {
+      if (entries.length > userSkuOrdersScanMax) continue; // left unloaded: the reservation is refused
+      let units = 0;
+      for (const entry of entries) {
+        const written = ahead?.written(entry.key);
+        units += ((written?.value as UserOrderEntry | undefined) ?? entry.value).units;
+      }
+      ws.loadHeld(users[i]!, units);
+    }
   }
 
   /** Makes the committed working set the warm state. */
@@ -321,7 +363,7 @@ export class SkuWriter {
     if (version === 'commit') version = revision;
     else if (version === aheadVersion) version = landed.aheadRevision ?? 0;
     const result: OperationResult = decision.ok
-      ? { ok: true, status: decision.status, body: { ...decision.body, version }, replayed: decision.replayed }
+      ? { ok: true, status: decision.status, resource: decision.resource, version, replayed: decision.replayed }
       : decision;
     this.hooks.decided(queued.op, result);
     this.hooks.dequeued(1);

@@ -3,15 +3,32 @@
 // a backlog (say, after a long outage) drains over several sweeps instead of
 // flooding the writers at once. Expiries go through the SKU writers like any
 // other transition, so they are batched and decided against warm state.
-import { sweepEntriesMax } from '../constants.ts';
-import type { Store, VersionCheck, Write } from '../store/contract.ts';
-import { keys } from '../store/keys.ts';
-import type { IdempotencyRecord } from './decide.ts';
+//
+// Reservations lapse in creation order (one TTL for all), so the sweep walks
+// each SKU's orders (`sku-orders/`) from a mark: the first order that may
+// still be `created`. It reads the orders up to the first one not due yet,
+// asks the writer to expire those still `created`, and moves the mark past
+// every order it saw settled. The mark is saved (`sweep/<sku>`) so a restart
+// does not walk a SKU's whole history again; it is only a hint, since it only
+// ever passes orders that can no longer lapse. SKUs with nothing reserved,
+// or whose next order is not due, cost nothing.
+import { scanPageEntries, sweepEntriesMax } from '../constants.ts';
+import type { OrderRecord } from '../domain/types.ts';
+import { type IdempotencyRecord, idempotencyIdOfExpiry, keys, type SkuOrderEntry, seqOfKey } from '../layout.ts';
+import type { Entry, Store, VersionCheck, Write } from '../store/contract.ts';
+import { prefixEnd } from '../store/contract.ts';
 import type { Engine } from './engine.ts';
 
 export interface SweepReport {
   expired: number;
   idempotencyRecordsDropped: number;
+}
+
+interface SkuMark {
+  /** Orders before this seq are settled: none of them can lapse any more. */
+  fromSeq: number;
+  /** Nothing of this SKU is due before this time. */
+  nextDueMs: number;
 }
 
 export class Sweeper {
@@ -22,6 +39,7 @@ export class Sweeper {
   private running: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly onError: (error: unknown) => void;
+  private readonly marks = new Map<string, SkuMark>();
 
   constructor(engine: Engine, store: Store, intervalMs: number, onError: (error: unknown) => void) {
     this.engine = engine;
@@ -57,26 +75,90 @@ export class Sweeper {
   }
 
   private async expireReservations(): Promise<number> {
-    const due = await this.store.range<string>({
-      start: keys.orderExpiryPrefix,
-      end: keys.orderExpiryDueEnd(this.engine.nowMs()),
-      limit: sweepEntriesMax,
+    const nowMs = this.engine.nowMs();
+    let budget = sweepEntriesMax;
+    let expired = 0;
+    const moved: Write[] = [];
+    for (const skuId of this.engine.skuIds()) {
+      if (budget <= 0) break;
+      if ((this.engine.getSku(skuId)?.record.reserved ?? 0) === 0) continue;
+      const mark = this.marks.get(skuId) ?? (await this.loadMark(skuId));
+      if (mark.nextDueMs > nowMs) continue;
+      const pass = await this.sweepSku(skuId, mark, nowMs, budget);
+      budget -= pass.read;
+      expired += pass.expired;
+      if (pass.fromSeq > mark.fromSeq) moved.push({ type: 'put', key: keys.sweep(skuId), value: pass.fromSeq });
+      this.marks.set(skuId, { fromSeq: pass.fromSeq, nextDueMs: pass.nextDueMs });
+    }
+    // The marks are hints (they only pass settled orders), so they need no checks.
+    if (moved.length > 0) await this.store.commit([], moved);
+    return expired;
+  }
+
+  private async loadMark(skuId: string): Promise<SkuMark> {
+    const saved = await this.store.get<number>(keys.sweep(skuId));
+    return { fromSeq: saved?.value ?? 0, nextDueMs: 0 };
+  }
+
+  /**
+   * Reads the SKU's orders from its mark up to the first not due yet (at most
+   * `budget`), expires those still `created`, and says how far the mark moves.
+   */
+  private async sweepSku(skuId: string, mark: SkuMark, nowMs: number, budget: number) {
+    const ttlMs = this.engine.reservationTtlMs;
+    const limit = Math.min(budget, scanPageEntries);
+    const entries = await this.store.range<SkuOrderEntry>({
+      start: keys.skuOrder(skuId, mark.fromSeq),
+      end: prefixEnd(keys.skuOrdersPrefix(skuId)),
+      limit,
     });
-    const results = await Promise.all(
-      due.map((entry) => this.engine.submit(entry.value, { kind: 'expire', orderId: keys.afterTimestamp(entry.key) })),
+    // Created under this TTL and not due: nothing after it is due either. (An order made
+    // under a longer TTL, before a restart, is passed over without stopping the walk.)
+    const stop = entries.findIndex(
+      (entry) => entry.value.expiresAtMs > nowMs && entry.value.createdAtMs + ttlMs > nowMs,
     );
-    return results.filter((result) => result.ok).length;
+    const due = entries.slice(0, stop === -1 ? entries.length : stop);
+    const orders = await this.store.getMany<OrderRecord>(due.map((entry) => keys.order(entry.value.id)));
+    const settled = await Promise.all(due.map((entry, i) => this.settle(skuId, entry.value, orders[i], nowMs)));
+    const firstOpen = settled.indexOf(false);
+    const through = firstOpen === -1 ? due.length : firstOpen;
+    const fromSeq = through === 0 ? mark.fromSeq : seqOfKey(due[through - 1]!.key) + 1;
+    let nextDueMs: number;
+    if (firstOpen !== -1 || (stop === -1 && entries.length === limit))
+      nextDueMs = 0; // look again next sweep
+    else if (stop !== -1) {
+      const next = entries[stop]!.value;
+      nextDueMs = Math.min(next.expiresAtMs, next.createdAtMs + ttlMs);
+    } else nextDueMs = nowMs + ttlMs; // every order is settled; later ones lapse a TTL from now at the earliest
+    return { read: entries.length, expired: settled.filter((done) => done === 'expired').length, fromSeq, nextDueMs };
+  }
+
+  /** Expires one order if it lapsed; true (or 'expired') when it can no longer lapse, false when it still may. */
+  private async settle(
+    skuId: string,
+    entry: SkuOrderEntry,
+    order: Entry<OrderRecord> | undefined,
+    nowMs: number,
+  ): Promise<boolean | 'expired'> {
+    if (order === undefined) return false; // not visible yet: look again next sweep
+    if (order.value.state !== 'created') return true;
+    if (entry.expiresAtMs > nowMs) return false;
+    const result = await this.engine.submit(skuId, { kind: 'expire', orderId: entry.id });
+    if (result.ok) return 'expired';
+    return result.code === 'illegal_transition'; // paid or cancelled meanwhile
   }
 
   private async dropIdempotencyRecords(): Promise<number> {
     const nowMs = this.engine.nowMs();
+    const { commitChecksMax, commitWritesMax } = this.store.limits;
     const due = await this.store.range({
       start: keys.idempotencyExpiryPrefix,
       end: keys.idempotencyExpiryDueEnd(nowMs),
-      limit: Math.min(sweepEntriesMax, Math.floor(this.store.limits.commitOpsMax / 4)),
+      // Each entry costs up to two checks and two deletes.
+      limit: Math.min(sweepEntriesMax, Math.floor(Math.min(commitChecksMax, commitWritesMax) / 2)),
     });
     if (due.length === 0) return 0;
-    const recordKeys = due.map((entry) => keys.afterTimestamp(entry.key));
+    const recordKeys = due.map((entry) => keys.idempotency(idempotencyIdOfExpiry(entry.key)));
     const records = await this.store.getMany<IdempotencyRecord>(recordKeys);
     const checks: VersionCheck[] = [];
     const writes: Write[] = [];

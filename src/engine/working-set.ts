@@ -1,8 +1,13 @@
-// A batch's private view of the store: reads come from one snapshot taken
-// before the batch is decided, writes stay here until the batch commits. At
-// commit time every key a decision read becomes a version check, so if another
-// writer (another instance, the sweeper) changed it meanwhile, the whole batch
-// fails as a conflict and is decided again instead of overwriting that change.
+// A batch's private view of the store: reads come from the SKU's warm state
+// and one round of reads taken before the batch is decided, writes stay here
+// until the batch commits.
+//
+// What is checked at commit: the SKU record always (every commit that touches
+// anything of a SKU also writes its record, so that one check covers every
+// SKU-scoped key the batch read), plus the few keys a decision guards
+// explicitly because another SKU's writer could write them too (a new order's
+// id, an idempotency record) or because they were read before the batch (a
+// transition's order, read to route it here).
 import type { Entry, VersionCheck, Write } from '../store/contract.ts';
 
 /**
@@ -14,10 +19,10 @@ import type { Entry, VersionCheck, Write } from '../store/contract.ts';
 export const aheadVersion = -1;
 
 interface Slot {
-  /** Version in the snapshot (0 = absent, aheadVersion = written by the batch ahead); undefined for keys this batch only writes. */
-  snapshotVersion: number | undefined;
-  /** A decision read this key; keys loaded for operations left to a later batch are not checked. */
-  checked: boolean;
+  /** Version when read (0 = absent, aheadVersion = written by the batch ahead); undefined for keys only written. */
+  readVersion: number | undefined;
+  /** Checked at commit. */
+  guarded: boolean;
   dirty: boolean;
   present: boolean;
   value: unknown;
@@ -25,19 +30,22 @@ interface Slot {
 
 export class WorkingSet {
   private readonly slots = new Map<string, Slot>();
-  /** Checks plus writes so far, kept as they happen: the batch asks after every operation. */
-  private ops = 0;
+  /** Units each user holds of the batch's SKU, for users whose reservations this batch decides. */
+  private readonly held = new Map<string, number>();
+  private checkCount = 0;
+  private writeCount = 0;
 
-  /** Records what the snapshot holds for `key` (undefined = absent). */
-  load(key: string, entry: Entry | undefined): void {
+  /** Records what the store holds for `key` (undefined = absent). */
+  load(key: string, entry: Entry | undefined, guarded = false): void {
     if (this.slots.has(key)) return;
     this.slots.set(key, {
-      snapshotVersion: entry?.version ?? 0,
-      checked: false,
+      readVersion: entry?.version ?? 0,
+      guarded: false,
       dirty: false,
       present: entry !== undefined,
       value: entry?.value,
     });
+    if (guarded) this.guard(key);
   }
 
   /** Records a key as the batch committing ahead of this one leaves it. */
@@ -45,8 +53,8 @@ export class WorkingSet {
     if (this.slots.has(key)) return;
     this.slots.set(key, {
       // Deleted ahead means absent once that batch commits: version 0 is already known.
-      snapshotVersion: written.present ? aheadVersion : 0,
-      checked: false,
+      readVersion: written.present ? aheadVersion : 0,
+      guarded: false,
       dirty: false,
       present: written.present,
       value: written.value,
@@ -69,24 +77,23 @@ export class WorkingSet {
     return slot;
   }
 
-  private markRead(slot: Slot): void {
-    if (slot.checked || slot.snapshotVersion === undefined) return;
-    slot.checked = true;
-    this.ops++;
-  }
-
   /** The value as this batch sees it; the key must have been loaded or written. */
   get<V>(key: string): V | undefined {
     const slot = this.slot(key);
-    this.markRead(slot);
     return slot.present ? (slot.value as V) : undefined;
   }
 
-  /** The version the snapshot held, for If-Match and replay; 0 when absent. */
+  /** The version the key had when read, for If-Match and replay; 0 when absent. */
   version(key: string): number {
+    return this.slot(key).readVersion ?? 0;
+  }
+
+  /** Makes the commit check that `key` is still at the version this batch read. */
+  guard(key: string): void {
     const slot = this.slot(key);
-    this.markRead(slot);
-    return slot.snapshotVersion ?? 0;
+    if (slot.guarded || slot.readVersion === undefined) return;
+    slot.guarded = true;
+    this.checkCount++;
   }
 
   /** True once this batch has written the key, so its version will be the commit's revision. */
@@ -105,26 +112,52 @@ export class WorkingSet {
   private write(key: string, present: boolean, value: unknown): void {
     let slot = this.slots.get(key);
     if (slot === undefined) {
-      slot = { snapshotVersion: undefined, checked: false, dirty: false, present, value };
+      slot = { readVersion: undefined, guarded: false, dirty: false, present, value };
       this.slots.set(key, slot);
     }
-    if (!slot.dirty) this.ops++;
+    if (!slot.dirty) this.writeCount++;
     slot.dirty = true;
     slot.present = present;
     slot.value = value;
   }
 
-  /** Checks plus writes the commit will carry: what a store's op limit counts. */
-  opCount(): number {
-    return this.ops;
+  /** Records the units `userId` holds of the SKU before this batch (undefined: more entries than the scan reads). */
+  loadHeld(userId: string, units: number | undefined): void {
+    if (!this.held.has(userId) && units !== undefined) this.held.set(userId, units);
+  }
+
+  /** Units the user holds as this batch sees them; undefined when they were not (or could not be) loaded. */
+  heldUnits(userId: string): number | undefined {
+    return this.held.get(userId);
+  }
+
+  /** Moves a loaded user's units by a decision of this batch. */
+  moveHeld(userId: string, delta: number): void {
+    const units = this.held.get(userId);
+    if (units !== undefined) this.held.set(userId, units + delta);
+  }
+
+  /** Every user's units as this batch leaves them, for a batch layered on top of it. */
+  heldAfter(): ReadonlyMap<string, number> {
+    return this.held;
+  }
+
+  /** Version checks the commit will carry. */
+  checksCount(): number {
+    return this.checkCount;
+  }
+
+  /** Writes the commit will carry. */
+  writesCount(): number {
+    return this.writeCount;
   }
 
   /** Version checks for the commit; `aheadRevision` is the revision the batch ahead committed at, if any. */
   checks(aheadRevision?: number): VersionCheck[] {
     const checks: VersionCheck[] = [];
     for (const [key, slot] of this.slots) {
-      if (!slot.checked) continue;
-      let version = slot.snapshotVersion ?? 0;
+      if (!slot.guarded) continue;
+      let version = slot.readVersion ?? 0;
       if (version === aheadVersion) {
         if (aheadRevision === undefined) throw new Error(`check on ${JSON.stringify(key)} needs the revision ahead`);
         version = aheadRevision;

@@ -6,7 +6,6 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUriBytesMax, retryAfterSeconds } from '../constants.ts';
 import { type ErrorCode, errorCatalogue, HttpProblem, problemBody } from '../errors.ts';
-import { StoreFailure } from '../store/contract.ts';
 import { honourable } from './request-context.ts';
 import { validationIssue } from './validation-words.ts';
 
@@ -16,6 +15,7 @@ export function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyR
   const headers: Record<string, string> = { ...problem.headers };
   if (problem.status === 503 && headers['retry-after'] === undefined)
     headers['retry-after'] = String(retryAfterSeconds);
+  reply.problemCode = problem.code; // for the error metrics, counted when the response is done
   return reply
     .code(problem.status)
     .headers(headers)
@@ -65,9 +65,6 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket)
 
 export function toProblem(error: FastifyError | Error): HttpProblem {
   if (error instanceof HttpProblem) return error;
-  if (error instanceof StoreFailure) {
-    return new HttpProblem(error.code, error.message, {}, { 'retry-after': String(error.retryAfterSeconds) });
-  }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) return validationProblem(fastifyError);
   const code = fastifyError.code ? frameworkCodes[fastifyError.code] : undefined;

@@ -1,15 +1,14 @@
-// Turning HTTP request details into engine inputs: idempotency intents
+// Turning HTTP request details into engine inputs, idempotency intents
 // (scoped per API key, fingerprinted over what the request asks for) and
 // If-Match versions; refusing the request headers a route cannot honour;
-// answering versioned reads (ETag, If-None-Match -> 304) and creations
-// (Location).
+// engine results into responses: versioned reads (ETag, If-None-Match ->
+// 304) and creations (Location).
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Accepted, IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
-import { etag } from '../engine/views.ts';
+import type { IdempotencyIntent, IfMatch, OperationResult, Rejected, Resource } from '../engine/operations.ts';
 import { HttpProblem } from '../errors.ts';
-import { keys } from '../store/keys.ts';
 import type { Principal } from './auth.ts';
+import { etag, resourceView } from './views.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -68,7 +67,15 @@ export function idempotencyIntent(principal: Principal, key: string, what: strin
     .update('\n')
     .update(canonical(body ?? null))
     .digest('base64url');
-  return { storeKey: keys.idempotency(principal.scope, key), fingerprint };
+  return { scope: principal.scope, key, fingerprint };
+}
+
+/**
+ * A reservation's intent: no fingerprint, since a retry must match the order's
+ * own fields (SKU, quantity, user), which the engine compares.
+ */
+export function reservationIntent(principal: Principal, key: string): IdempotencyIntent {
+  return { scope: principal.scope, key };
 }
 
 /**
@@ -85,6 +92,7 @@ export function optionalIdempotency(
   return idempotencyIntent(request.principal, key, what, body);
 }
 
+/** The Idempotency-Key a mutation other than a reservation must carry (an adjustment). */
 export function requiredIdempotency(
   request: FastifyRequest,
   what: string,
@@ -94,6 +102,14 @@ export function requiredIdempotency(
   if (intent === undefined)
     throw new HttpProblem('idempotency_key_required', 'send an Idempotency-Key header (1-128 printable characters)');
   return intent;
+}
+
+/** The Idempotency-Key a reservation must carry. */
+export function requiredReservationIntent(request: FastifyRequest): IdempotencyIntent {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string' || request.principal === undefined)
+    throw new HttpProblem('idempotency_key_required', 'send an Idempotency-Key header (1-128 printable characters)');
+  return reservationIntent(request.principal, key);
 }
 
 /**
@@ -113,6 +129,17 @@ export function ifMatchOf(request: FastifyRequest): IfMatch | undefined {
   return versions;
 }
 
+/** An engine rejection as the problem the HTTP layer sends. */
+export function problemOf(rejection: Rejected): HttpProblem {
+  return new HttpProblem(rejection.code, rejection.detail, rejection.extra ?? {});
+}
+
+/** Returns the value, or throws the engine's rejection as a problem. */
+export function orProblem<T>(value: T | Rejected): T {
+  if (value !== null && typeof value === 'object' && 'ok' in value && value.ok === false) throw problemOf(value);
+  return value as T;
+}
+
 /** Entity tags of a list header (If-None-Match), weak or strong, as versions; `*` matches any. */
 function taggedVersions(header: string): '*' | number[] {
   if (header.trim() === '*') return '*';
@@ -127,34 +154,42 @@ function taggedVersions(header: string): '*' | number[] {
 /**
  * Sends a versioned resource on a read: If-Match first (412 on a mismatch,
  * strong comparison), then If-None-Match (304 on a match, weak comparison),
- * as RFC 9110 §13.2.2 orders them; else the body with its ETag.
+ * as RFC 9110 §13.2.2 orders them; else the view with its ETag.
  */
-export function sendVersioned(request: FastifyRequest, reply: FastifyReply, body: { version: number }): FastifyReply {
-  const tag = etag(body.version);
+export function sendVersioned(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  version: number,
+  view: object,
+): FastifyReply {
+  const tag = etag(version);
   const ifMatch = ifMatchOf(request);
-  if (ifMatch !== undefined && ifMatch !== '*' && !ifMatch.includes(body.version)) {
-    throw new HttpProblem('precondition_failed', `the current version is ${tag}`, { version: body.version });
+  if (ifMatch !== undefined && ifMatch !== '*' && !ifMatch.includes(version)) {
+    throw new HttpProblem('precondition_failed', `the current version is ${tag}`, { version });
   }
   const ifNoneMatch = request.headers['if-none-match'];
   if (typeof ifNoneMatch === 'string') {
     const versions = taggedVersions(ifNoneMatch);
-    if (versions === '*' || versions.includes(body.version)) return reply.code(304).header('etag', tag).send();
+    if (versions === '*' || versions.includes(version)) return reply.code(304).header('etag', tag).send();
   }
-  return reply.header('etag', tag).send(body);
+  return reply.header('etag', tag).send(view);
+}
+
+/** Where a created resource lives. */
+export function locationOf(resource: Resource): string {
+  return resource.kind === 'order'
+    ? `/v1/orders/${encodeURIComponent(resource.order.id)}`
+    : `/v1/skus/${encodeURIComponent(resource.sku.sku)}`;
 }
 
 /**
- * Sends an engine result: the body with its ETag (and replay marker), and a
- * Location for a 201; or throws the rejection as a problem.
+ * Sends an engine result: the resource's view with its ETag (and replay
+ * marker), and its Location on a 201; or throws the rejection as a problem.
  */
-export function sendResult(
-  reply: FastifyReply,
-  result: OperationResult,
-  location?: (body: Accepted['body']) => string,
-): FastifyReply {
-  if (!result.ok) throw new HttpProblem(result.code, result.detail, result.extra ?? {});
-  reply.code(result.status).header('etag', etag(result.body.version));
-  if (result.status === 201 && location !== undefined) reply.header('location', location(result.body));
+export function sendResult(reply: FastifyReply, result: OperationResult): FastifyReply {
+  if (!result.ok) throw problemOf(result);
+  reply.code(result.status).header('etag', etag(result.version));
+  if (result.status === 201) reply.header('location', locationOf(result.resource));
   if (result.replayed) reply.header('idempotent-replayed', 'true');
-  return reply.send(result.body);
+  return reply.send(resourceView(result.resource, result.version));
 }

@@ -1,18 +1,18 @@
 // Order routes: reserve (single and batch), read, list, and the transitions.
 import type { FastifyInstance } from 'fastify';
+import type { OrderState } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { OperationResult } from '../engine/operations.ts';
-import { getOrder, listOrders, type OrderQuery } from '../engine/queries.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
-import type { Store } from '../store/contract.ts';
 import type { Principal } from './auth.ts';
 import { type CursorSealer, cursorBinding } from './cursor.ts';
 import type { Quotas } from './quota.ts';
 import {
-  idempotencyIntent,
   ifMatchOf,
   optionalIdempotency,
-  requiredIdempotency,
+  orProblem,
+  requiredReservationIntent,
+  reservationIntent,
   sendResult,
   sendVersioned,
 } from './request-context.ts';
@@ -24,6 +24,7 @@ import {
   ref,
   requestHeaders,
 } from './schemas.ts';
+import { orderView, resourceView } from './views.ts';
 
 interface ReservationBody {
   sku: string;
@@ -35,23 +36,21 @@ interface BatchBody {
   items: (ReservationBody & { idempotencyKey: string })[];
 }
 
+interface OrderQuery {
+  userId?: string;
+  sku?: string;
+  state?: OrderState;
+  limit?: number;
+  cursor?: string;
+}
+
 export interface OrderRouteDeps {
   engine: Engine;
-  store: Store;
   cursors: CursorSealer;
   quotas: Quotas;
 }
 
 const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
-
-export function orderPath(id: string): string {
-  return `/v1/orders/${encodeURIComponent(id)}`;
-}
-
-/** What the fingerprint of a reservation covers, shared by single and batch requests. */
-function reservationFingerprintInput({ sku, qty, userId }: ReservationBody): ReservationBody {
-  return { sku, qty, userId };
-}
 
 /** Transitions take no body; an empty JSON object is tolerated for clients that always send one. */
 function isEmptyBody(body: unknown): boolean {
@@ -62,7 +61,7 @@ function isEmptyBody(body: unknown): boolean {
 }
 
 function batchItemResult(result: OperationResult): { status: number; body: unknown } {
-  if (result.ok) return { status: result.status, body: result.body };
+  if (result.ok) return { status: result.status, body: resourceView(result.resource, result.version) };
   const problem = problemBody(result.code, result.detail, result.extra);
   return { status: problem.status, body: problem };
 }
@@ -97,12 +96,11 @@ function reserveRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps):
       },
     },
     async (request, reply) => {
-      const idempotency = requiredIdempotency(request, 'reserve');
+      const intent = requiredReservationIntent(request);
       const { sku, qty, userId } = request.body;
       const refused = quotas.admitAttempt(userId, sku);
       if (refused !== undefined) throw refused;
-      const result = await engine.submit(sku, { kind: 'reserve', qty, userId, idempotency });
-      return sendResult(reply, result, (order) => orderPath(String(order.id)));
+      return sendResult(reply, await engine.reserve(sku, { qty, userId }, intent));
     },
   );
 }
@@ -130,17 +128,7 @@ function batchRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): v
           const refused = quotas.admitAttempt(item.userId, item.sku);
           if (refused !== undefined)
             return { ok: false, code: refused.code, detail: refused.detail, extra: refused.extra };
-          return engine.submit(item.sku, {
-            kind: 'reserve',
-            qty: item.qty,
-            userId: item.userId,
-            idempotency: idempotencyIntent(
-              principal,
-              item.idempotencyKey,
-              'reserve',
-              reservationFingerprintInput(item),
-            ),
-          });
+          return engine.reserve(item.sku, item, reservationIntent(principal, item.idempotencyKey));
         }),
       );
       return { results: results.map(batchItemResult) };
@@ -148,7 +136,7 @@ function batchRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): v
   );
 }
 
-function readRoutes(app: FastifyInstance, { store, cursors }: OrderRouteDeps): void {
+function readRoutes(app: FastifyInstance, { engine, cursors }: OrderRouteDeps): void {
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
     {
@@ -167,9 +155,9 @@ function readRoutes(app: FastifyInstance, { store, cursors }: OrderRouteDeps): v
       },
     },
     async (request, reply) => {
-      const order = await getOrder(store, request.params.id);
-      if (order === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
-      return sendVersioned(request, reply, order);
+      const found = orProblem(await engine.getOrder(request.params.id));
+      if (found === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
+      return sendVersioned(request, reply, found.version, orderView(found.record, found.version));
     },
   );
 
@@ -189,15 +177,13 @@ function readRoutes(app: FastifyInstance, { store, cursors }: OrderRouteDeps): v
       },
     },
     async (request) => {
-      const { userId, sku, state, cursor } = request.query;
-      const binding = cursorBinding('orders', [userId, sku, state]);
-      const page = await listOrders(store, {
-        ...request.query,
-        cursor: cursor === undefined ? undefined : cursors.unseal(cursor, binding),
-      });
+      const { cursor, ...query } = request.query;
+      const binding = cursorBinding('orders', [query.userId, query.sku, query.state]);
+      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
+      const page = orProblem(await engine.listOrders({ ...query, after }));
       return {
-        items: page.items,
-        nextCursor: page.nextCursor === null ? null : cursors.seal(page.nextCursor, binding),
+        items: page.items.map((item) => orderView(item.record, item.version)),
+        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
       };
     },
   );
@@ -236,12 +222,7 @@ function transitionRoutes(app: FastifyInstance, { engine }: OrderRouteDeps): voi
             errors: [{ location: 'body', pointer: '', message: 'must be absent or {}' }],
           });
         }
-        const sku = await engine.orderSku(request.params.id);
-        if (sku === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
-        const result = await engine.submit(sku, {
-          kind: 'transition',
-          orderId: request.params.id,
-          action,
+        const result = await engine.transition(request.params.id, action, {
           ifMatch: ifMatchOf(request),
           idempotency: optionalIdempotency(request, `${action} ${request.params.id}`, null),
         });

@@ -2,11 +2,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
-import { listSkus, type SkuQuery } from '../engine/queries.ts';
 import { HttpProblem } from '../errors.ts';
-import type { Store } from '../store/contract.ts';
 import { type CursorSealer, cursorBinding } from './cursor.ts';
-import { ifMatchOf, optionalIdempotency, requiredIdempotency, sendResult, sendVersioned } from './request-context.ts';
+import {
+  ifMatchOf,
+  optionalIdempotency,
+  orProblem,
+  requiredIdempotency,
+  sendResult,
+  sendVersioned,
+} from './request-context.ts';
 import {
   jsonResponse,
   listSkusQuerySchema,
@@ -15,18 +20,23 @@ import {
   requestHeaders,
   skuParamsSchema,
 } from './schemas.ts';
+import { skuView } from './views.ts';
 
 interface SkuParams {
   sku: string;
 }
 
+interface SkuQuery {
+  product?: string;
+  size?: string;
+  color?: string;
+  limit?: number;
+  cursor?: string;
+}
+
 interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
   maxPerUser?: number | null;
   initialStock?: number;
-}
-
-export function skuPath(sku: string): string {
-  return `/v1/skus/${encodeURIComponent(sku)}`;
 }
 
 function putSkuRoute(app: FastifyInstance, engine: Engine): void {
@@ -61,14 +71,15 @@ function putSkuRoute(app: FastifyInstance, engine: Engine): void {
     },
     async (request, reply) => {
       const { initialStock, maxPerUser, ...rest } = request.body;
-      const result = await engine.submit(request.params.sku, {
-        kind: 'upsert',
-        entry: { ...rest, maxPerUser: maxPerUser ?? null },
-        initialStock,
-        ifMatch: ifMatchOf(request),
-        idempotency: optionalIdempotency(request, `PUT /v1/skus/${request.params.sku}`),
-      });
-      return sendResult(reply, result, () => skuPath(request.params.sku));
+      const result = await engine.upsert(
+        request.params.sku,
+        { entry: { ...rest, maxPerUser: maxPerUser ?? null }, initialStock },
+        {
+          ifMatch: ifMatchOf(request),
+          idempotency: optionalIdempotency(request, `PUT /v1/skus/${request.params.sku}`),
+        },
+      );
+      return sendResult(reply, result);
     },
   );
 }
@@ -103,10 +114,7 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
     },
     async (request, reply) => {
       const idempotency = requiredIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`);
-      const result = await engine.submit(request.params.sku, {
-        kind: 'adjust',
-        delta: request.body.delta,
-        reason: request.body.reason,
+      const result = await engine.adjust(request.params.sku, request.body, {
         ifMatch: ifMatchOf(request),
         idempotency,
       });
@@ -115,7 +123,7 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
   );
 }
 
-export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store, cursors: CursorSealer): void {
+export function skuRoutes(app: FastifyInstance, engine: Engine, cursors: CursorSealer): void {
   putSkuRoute(app, engine);
   adjustmentRoute(app, engine);
 
@@ -137,9 +145,9 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store, cu
       },
     },
     async (request, reply) => {
-      const view = engine.getSku(request.params.sku);
-      if (view === undefined) throw new HttpProblem('sku_not_found', `no SKU ${request.params.sku}`);
-      return sendVersioned(request, reply, view);
+      const found = engine.getSku(request.params.sku);
+      if (found === undefined) throw new HttpProblem('sku_not_found', `no SKU ${request.params.sku}`);
+      return sendVersioned(request, reply, found.version, skuView(found.record, found.version));
     },
   );
 
@@ -159,15 +167,13 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, store: Store, cu
       },
     },
     async (request) => {
-      const { product, size, color, cursor } = request.query;
-      const binding = cursorBinding('skus', [product, size, color]);
-      const page = await listSkus(store, engine, {
-        ...request.query,
-        cursor: cursor === undefined ? undefined : cursors.unseal(cursor, binding),
-      });
+      const { cursor, ...query } = request.query;
+      const binding = cursorBinding('skus', [query.product, query.size, query.color]);
+      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
+      const page = orProblem(await engine.listSkus({ ...query, after }));
       return {
-        items: page.items,
-        nextCursor: page.nextCursor === null ? null : cursors.seal(page.nextCursor, binding),
+        items: page.items.map((item) => skuView(item.record, item.version)),
+        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
       };
     },
   );

@@ -1,8 +1,15 @@
 // The HTTP server factory: Fastify (HTTPS when given a certificate) with
 // strict schema validation, API-key roles and quotas, problem+json errors,
-// request metrics and OpenAPI at /docs.
+// request ids, the access log, request metrics, OpenAPI at /docs and the
+// operator page at /ui.
 import { Ajv, type ValidateFunction } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import {
   httpKeepAliveTimeoutMs,
   httpRequestTimeoutMs,
@@ -11,10 +18,10 @@ import {
   requestUriBytesMax,
 } from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
-import { HttpProblem } from '../errors.ts';
+import { type ErrorCode, HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Store } from '../store/contract.ts';
 import type { WatchHub } from '../watch/hub.ts';
+import { AccessLog, logAccess } from './access-log.ts';
 import type { ApiKeys } from './auth.ts';
 import type { CursorSealer } from './cursor.ts';
 import { registerOpenApi } from './openapi.ts';
@@ -27,16 +34,24 @@ import {
 } from './problem.ts';
 import type { Quotas } from './quota.ts';
 import { refuseUnhonoured } from './request-context.ts';
-import { type AdminDeps, adminRoutes } from './routes-admin.ts';
+import { requestIdOf, returnRequestId } from './request-id.ts';
+import { type AdminStatus, adminRoutes } from './routes-admin.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
+import { uiRoutes } from './routes-ui.ts';
 import { watchRoutes } from './routes-watch.ts';
 import { namedSchemas } from './schemas.ts';
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The catalogue code of the problem this reply sent, if it sent one (set by sendProblem, read by metrics). */
+    problemCode: ErrorCode | undefined;
+  }
+}
+
 export interface ServerDeps {
   engine: Engine;
-  store: Store;
   metrics: Metrics;
   apiKeys: ApiKeys;
   quotas: Quotas;
@@ -51,8 +66,8 @@ export interface ServerDeps {
   /** True while the process is too far behind to take more mutations (see load-shedder.ts). */
   isShedding?: () => boolean;
   logger: FastifyBaseLogger;
-  /** The breaker and etcd connection of a remote store, for the admin status endpoint. */
-  admin?: Omit<AdminDeps, 'store'>;
+  /** The admin status endpoint's document. */
+  adminStatus: AdminStatus;
 }
 
 const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -134,19 +149,38 @@ function installJsonParser(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Errors the router raises before any route or hook (bad percent-encoding,
+ * over-long path parameters) bypass Fastify's hooks and its log controller,
+ * so their id, metrics and access line are added here.
+ */
+function observedFrameworkErrors(metrics: Metrics) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    returnRequestId(reply.raw, request.id);
+    reply.raw.once('finish', () => {
+      metrics.requestAnswered(undefined, request.method, reply.statusCode, reply.problemCode, reply.elapsedTime / 1000);
+      logAccess(request, reply);
+    });
+    frameworkErrorHandler(error, request, reply);
+  };
+}
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
     loggerInstance: deps.logger,
-    // Per-request log lines would cost more than the reservation itself under load; metrics cover requests.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One access line per request, at debug level (access-log.ts says why), carrying the request id.
+    logController: new AccessLog(),
+    // The id comes from requestIdOf, which checks X-Request-ID; Fastify would take the header unchecked.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     bodyLimit: requestBodyBytesMax, // 1 MiB
     requestTimeout: httpRequestTimeoutMs,
     keepAliveTimeout: httpKeepAliveTimeoutMs,
     // Requests that arrive while closing get our own 503 problem (see onRequest), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: observedFrameworkErrors(deps.metrics),
     clientErrorHandler,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
   });
@@ -168,7 +202,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     for (const method of [route.method].flat()) methods.add(method);
     routes.set(route.url, methods);
   });
+  app.decorateReply('problemCode', undefined);
   app.addHook('onRequest', async (request, reply) => {
+    returnRequestId(reply.raw, request.id);
     if (request.url.length > requestUriBytesMax)
       throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
     if (deps.isClosing()) throw new HttpProblem('not_ready', 'the service is shutting down');
@@ -191,17 +227,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpRequestDuration.observe(
-      { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
+    deps.metrics.requestAnswered(
+      request.routeOptions.url,
+      request.method,
+      reply.statusCode,
+      reply.problemCode,
       reply.elapsedTime / 1000,
     );
   });
 
-  skuRoutes(app, deps.engine, deps.store, deps.cursors);
-  orderRoutes(app, { engine: deps.engine, store: deps.store, cursors: deps.cursors, quotas: deps.quotas });
+  skuRoutes(app, deps.engine, deps.cursors);
+  orderRoutes(app, { engine: deps.engine, cursors: deps.cursors, quotas: deps.quotas });
   watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
-  adminRoutes(app, { store: deps.store, breaker: deps.admin?.breaker, etcd: deps.admin?.etcd });
+  adminRoutes(app, deps.adminStatus);
+  uiRoutes(app);
   // Watch streams never finish on their own: end them (with a final event) before the server waits for its connections.
   app.addHook('preClose', async () => deps.watch.close());
   installMethodNotAllowed(app, routes);

@@ -1,20 +1,20 @@
 // Importing hotstock records (from the legacy importer or a `--transform`
-// module) into the store exactly as the engine writes them: the SKU record and
-// its catalog index entry; the order record, its per-user and per-SKU index
-// entries, its expiry entry while `created`, and the per-user unit counter.
+// module) into the store exactly as the engine writes them, through the
+// layout: the SKU record and its catalog index entry; the order record and
+// the index entries it implies.
 //
 // The stream is in key order, so an order may arrive before its SKU. The SKU
 // record's `reserved` and `sold` come from its orders: an order whose SKU is
 // already imported moves that record's ledger (and its `total`, since the
 // source's stock counted only units still available); an order whose SKU is
 // not imported yet adds to a tally under `migrate/tally/`, which the SKU folds
-// in when it arrives.
+// in when it arrives. Orders take their SKU's next sequence number either way.
 import { idLengthMax, labelLengthMax, orderQtyMax, priceCentsMax, stockUnitsMax } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
-import { holdsReservation, holdsSale, holdsUnits } from '../domain/order-state.ts';
+import { holdsReservation, holdsSale } from '../domain/order-state.ts';
 import { type OrderRecord, type OrderState, orderStates, type SkuRecord } from '../domain/types.ts';
+import { keys, writeNewOrder, writeSku } from '../layout.ts';
 import type { Store, Write } from '../store/contract.ts';
-import { keys } from '../store/keys.ts';
 
 /** A SKU as a source describes it: its catalog entry and the units still available. */
 export interface SkuImport {
@@ -48,7 +48,11 @@ export type RecordMapper = (entry: { key: Buffer; value: Buffer; keyText: string
 interface Tally {
   reserved: number;
   sold: number;
+  /** Orders of the SKU imported so far: the next one's seq. */
+  orderSeq: number;
 }
+
+const emptyTally: Tally = { reserved: 0, sold: 0, orderSeq: 0 };
 
 export const migrateKeys = {
   checkpoint: 'migrate/checkpoint',
@@ -148,7 +152,8 @@ export async function importWrites(
 
 async function importSku(chunk: ChunkWrites, record: SkuImport): Promise<void> {
   if ((await chunk.get(keys.sku(record.sku))) !== undefined) throw new Error(`SKU ${record.sku} is imported twice`);
-  const tally = (await chunk.get<Tally>(migrateKeys.tally(record.sku))) ?? { reserved: 0, sold: 0 };
+  const tally = (await chunk.get<Tally>(migrateKeys.tally(record.sku))) ?? emptyTally;
+  const total = record.available + tally.reserved + tally.sold;
   const sku: SkuRecord = {
     sku: record.sku,
     product: record.product,
@@ -156,19 +161,21 @@ async function importSku(chunk: ChunkWrites, record: SkuImport): Promise<void> {
     color: record.color,
     priceCents: record.priceCents,
     maxPerUser: record.maxPerUser,
-    total: record.available + tally.reserved + tally.sold,
+    total,
     reserved: tally.reserved,
     sold: tally.sold,
+    orderSeq: tally.orderSeq,
+    initialStock: total,
   };
   assertSkuInvariants(sku);
-  chunk.put(keys.sku(sku.sku), sku);
-  chunk.put(keys.catalogIndex(sku.product, sku.size, sku.color, sku.sku), '');
+  writeSku(chunk, undefined, sku);
   chunk.delete(migrateKeys.tally(sku.sku));
 }
 
 async function importOrder(chunk: ChunkWrites, record: OrderImport, options: ImportOptions): Promise<void> {
   if ((await chunk.get(keys.order(record.id))) !== undefined) throw new Error(`order ${record.id} is imported twice`);
   const sku = await chunk.get<SkuRecord>(keys.sku(record.sku));
+  const tally = sku === undefined ? ((await chunk.get<Tally>(migrateKeys.tally(record.sku))) ?? emptyTally) : undefined;
   const history: OrderRecord['history'] = [{ state: 'created', atMs: record.createdAtMs }];
   if (record.state !== 'created') history.push({ state: record.state, atMs: record.createdAtMs });
   const order: OrderRecord = {
@@ -181,18 +188,11 @@ async function importOrder(chunk: ChunkWrites, record: OrderImport, options: Imp
     createdAtMs: record.createdAtMs,
     expiresAtMs: record.createdAtMs + options.reservationTtlMs,
     history,
+    seq: sku?.orderSeq ?? tally!.orderSeq,
   };
-  chunk.put(keys.order(order.id), order);
-  chunk.put(keys.userOrders(order.userId, order.id), '');
-  chunk.put(keys.skuOrders(order.sku, order.id), '');
-  if (order.state === 'created') chunk.put(keys.orderExpiry(order.expiresAtMs, order.id), order.sku);
-  if (holdsUnits(order.state)) {
-    const unitsKey = keys.userUnits(order.sku, order.userId);
-    chunk.put(unitsKey, ((await chunk.get<number>(unitsKey)) ?? 0) + order.qty);
-  }
+  writeNewOrder(chunk, order);
   const reserved = holdsReservation(order.state) ? order.qty : 0;
   const sold = holdsSale(order.state) ? order.qty : 0;
-  if (reserved + sold === 0) return;
   if (sku !== undefined) {
     // The source's stock counted only what was still available, so units held by orders add to the total.
     const next = {
@@ -200,11 +200,16 @@ async function importOrder(chunk: ChunkWrites, record: OrderImport, options: Imp
       total: sku.total + reserved + sold,
       reserved: sku.reserved + reserved,
       sold: sku.sold + sold,
+      orderSeq: sku.orderSeq + 1,
     };
     assertSkuInvariants(next);
-    chunk.put(keys.sku(sku.sku), next);
+    writeSku(chunk, sku, next);
   } else {
-    const tally = (await chunk.get<Tally>(migrateKeys.tally(order.sku))) ?? { reserved: 0, sold: 0 };
-    chunk.put(migrateKeys.tally(order.sku), { reserved: tally.reserved + reserved, sold: tally.sold + sold });
+    const next: Tally = {
+      reserved: tally!.reserved + reserved,
+      sold: tally!.sold + sold,
+      orderSeq: tally!.orderSeq + 1,
+    };
+    chunk.put(migrateKeys.tally(order.sku), next);
   }
 }

@@ -3,6 +3,7 @@
 // sells from the result and `hotstock check` verifies it. The checkpoint and
 // each chunk's manifest entry are store keys under `migrate/`, written in the
 // same commit as the chunk's records.
+import { ensureLayout } from '../layout.ts';
 import type { Entry } from '../store/contract.ts';
 import { scanPrefix } from '../store/contract.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
@@ -22,11 +23,18 @@ export class RecordsDestination implements Destination {
   readonly store: LmdbStore;
   private readonly mapper: RecordMapper;
   private readonly options: ImportOptions;
+  /** The store holds this layout (marked on the first commit of a new import); checked once. */
+  private layoutChecked: Promise<unknown> | undefined;
 
   constructor(dataDir: string, mapper: RecordMapper, options: ImportOptions) {
     this.store = new LmdbStore({ dataDir });
     this.mapper = mapper;
     this.options = options;
+  }
+
+  private layout(): Promise<unknown> {
+    this.layoutChecked ??= ensureLayout(this.store, { create: true });
+    return this.layoutChecked;
   }
 
   async checkpoint(): Promise<Checkpoint | undefined> {
@@ -46,6 +54,7 @@ export class RecordsDestination implements Destination {
     chunk: ChunkEntry,
     checkpoint: Checkpoint,
   ): Promise<{ skipped: number }> {
+    await this.layout();
     const { records, skipped } = mapEntries(this.mapper, entries);
     const writes = await importWrites(this.store, records, this.options);
     writes.push({ type: 'put', key: migrateKeys.chunk(chunk.index), value: chunk });
@@ -60,6 +69,7 @@ export class RecordsDestination implements Destination {
   }
 
   async saveCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    await this.layout();
     await this.store.commit([], [{ type: 'put', key: migrateKeys.checkpoint, value: checkpoint }]);
   }
 

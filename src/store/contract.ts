@@ -77,8 +77,10 @@ export class StoreFailure extends Error {
 }
 
 export interface StoreLimits {
-  /** Checks plus writes one commit may carry (etcd: 128 ops per txn). */
-  commitOpsMax: number;
+  /** Version checks one commit may carry (etcd: 128 compares per txn). */
+  commitChecksMax: number;
+  /** Writes one commit may carry (etcd: 128 operations per txn). */
+  commitWritesMax: number;
   /** Bytes of keys and values one commit may carry (etcd: 1.5 MiB per request). */
   commitBytesMax: number;
 }
@@ -90,6 +92,8 @@ export interface Store {
   /** Point reads of several keys at one consistent revision, in the order asked. */
   getMany<V = unknown>(keys: readonly string[]): Promise<(Entry<V> | undefined)[]>;
   range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]>;
+  /** Several range reads at one consistent revision, in the order asked. */
+  rangeMany<V = unknown>(queries: readonly RangeQuery[]): Promise<Entry<V>[][]>;
   /**
    * Applies every write if every check holds, atomically and durably (flushed to
    * disk before the promise resolves); otherwise applies nothing and names the

@@ -201,10 +201,13 @@ export class EtcdStore implements Store {
     this.prefixBytes = Buffer.from(options.prefix, 'utf8');
     this.maxTxnOps = options.maxTxnOps;
     this.breaker = options.breaker;
-    // etcd caps compares, success ops and failure ops at max-txn-ops each (the
-    // failure branch holds one read per check). Checks + writes within it keeps
-    // every one of them within it.
-    this.limits = { commitOpsMax: options.maxTxnOps, commitBytesMax: etcdCommitBytesMax };
+    // etcd caps compares, success ops and failure ops at max-txn-ops each; the
+    // failure branch holds one read per check, so checks and writes each get the whole cap.
+    this.limits = {
+      commitChecksMax: options.maxTxnOps,
+      commitWritesMax: options.maxTxnOps,
+      commitBytesMax: etcdCommitBytesMax,
+    };
   }
 
   private key(key: string): Buffer {
@@ -254,20 +257,35 @@ export class EtcdStore implements Store {
   }
 
   async getMany<V = unknown>(keys: readonly string[]): Promise<(Entry<V> | undefined)[]> {
-    if (keys.length === 0) return [];
-    // One Txn of reads is one snapshot; more keys than a Txn holds are read in
-    // further Txns pinned to the first one's revision.
-    const found = new Map<string, Entry<V>>();
+    const ranges = await this.readTxns<V>(keys.map((key) => ({ key: this.key(key) })));
+    return ranges.map((entries) => entries[0]);
+  }
+
+  async rangeMany<V = unknown>(queries: readonly RangeQuery[]): Promise<Entry<V>[][]> {
+    for (const query of queries) assert.ok(query.limit > 0, 'range limit must be positive');
+    return this.readTxns<V>(
+      queries.map((query) => ({ key: this.key(query.start), range_end: this.key(query.end), limit: query.limit })),
+    );
+  }
+
+  /**
+   * Range requests at one snapshot: one Txn of reads, and more requests than
+   * a Txn holds in further Txns pinned to the first one's revision.
+   */
+  private async readTxns<V>(
+    requests: readonly { key: Buffer; range_end?: Buffer; limit?: number }[],
+  ): Promise<Entry<V>[][]> {
+    const results: Entry<V>[][] = [];
     let revision: number | undefined;
-    for (let i = 0; i < keys.length; i += this.maxTxnOps) {
-      const chunk = keys.slice(i, i + this.maxTxnOps);
+    for (let i = 0; i < requests.length; i += this.maxTxnOps) {
+      const chunk = requests.slice(i, i + this.maxTxnOps);
       const pinned = revision;
       const response = await this.call(() =>
         this.client.kv.txn(
           {
             compare: [],
-            success: chunk.map((key) => ({
-              request_range: { key: this.key(key), ...(pinned ? { revision: pinned } : {}) },
+            success: chunk.map((request) => ({
+              request_range: { ...request, ...(pinned ? { revision: pinned } : {}) },
             })),
             failure: [],
           },
@@ -275,15 +293,9 @@ export class EtcdStore implements Store {
         ),
       );
       revision ??= this.see(response.header.revision);
-      for (const op of response.responses) {
-        const kv = op.response_range.kvs[0];
-        if (kv) {
-          const entry = this.entry<V>(kv);
-          found.set(entry.key, entry);
-        }
-      }
+      for (const op of response.responses) results.push(op.response_range.kvs.map((kv) => this.entry<V>(kv)));
     }
-    return keys.map((key) => found.get(key));
+    return results;
   }
 
   async range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]> {
@@ -311,7 +323,8 @@ export class EtcdStore implements Store {
 
   async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
     // Over-limit commits are refused whole, before etcd sees them: never split, never half-applied.
-    assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'commit exceeds commitOpsMax');
+    assert.ok(checks.length <= this.limits.commitChecksMax, 'commit exceeds commitChecksMax');
+    assert.ok(writes.length <= this.limits.commitWritesMax, 'commit exceeds commitWritesMax');
     const bytes = this.requestBytes(checks, writes);
     assert.ok(bytes <= etcdRequestBytesMax, `commit of ${bytes} bytes exceeds etcd's request limit`);
     const success: IRequestOp[] = writes.map((write) =>

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { type Database, open, type RootDatabase } from 'lmdb';
-import { lmdbCommitBytesMax, lmdbCommitOpsMax, lmdbMapSizeBytesDefault } from '../constants.ts';
+import { lmdbCommitBytesMax, lmdbCommitChecksMax, lmdbCommitWritesMax, lmdbMapSizeBytesDefault } from '../constants.ts';
 import type {
   ChangeListener,
   CommitResult,
@@ -39,7 +39,11 @@ function decodeKey(key: unknown): string {
 
 export class LmdbStore implements Store {
   readonly kind = 'lmdb' as const;
-  readonly limits: StoreLimits = { commitOpsMax: lmdbCommitOpsMax, commitBytesMax: lmdbCommitBytesMax };
+  readonly limits: StoreLimits = {
+    commitChecksMax: lmdbCommitChecksMax,
+    commitWritesMax: lmdbCommitWritesMax,
+    commitBytesMax: lmdbCommitBytesMax,
+  };
   private readonly root: RootDatabase;
   private readonly data: Database<unknown, Buffer>;
   private readonly meta: Database<number, string>;
@@ -95,6 +99,15 @@ export class LmdbStore implements Store {
   }
 
   async range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]> {
+    return this.rangeNow<V>(query);
+  }
+
+  async rangeMany<V = unknown>(queries: readonly RangeQuery[]): Promise<Entry<V>[][]> {
+    // Synchronous reads in one turn all see the same committed snapshot.
+    return queries.map((query) => this.rangeNow<V>(query));
+  }
+
+  private rangeNow<V>(query: RangeQuery): Entry<V>[] {
     assert.ok(query.limit > 0, 'range limit must be positive');
     const entries: Entry<V>[] = [];
     const rows = this.data.getRange({
@@ -110,7 +123,8 @@ export class LmdbStore implements Store {
   }
 
   async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
-    assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'commit exceeds commitOpsMax');
+    assert.ok(checks.length <= this.limits.commitChecksMax, 'commit exceeds commitChecksMax');
+    assert.ok(writes.length <= this.limits.commitWritesMax, 'commit exceeds commitWritesMax');
     const result = await this.data.transaction((): CommitResult => {
       const conflictKeys = checks
         .filter((check) => (this.data.getEntry(encodeKey(check.key))?.version ?? 0) !== check.version)

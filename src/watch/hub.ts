@@ -32,8 +32,8 @@ import {
 } from '../constants.ts';
 import { available } from '../domain/ledger.ts';
 import type { SkuRecord } from '../domain/types.ts';
+import { keys } from '../layout.ts';
 import { type ChangeFeedGap, type CommittedChange, type Store, scanPrefix } from '../store/contract.ts';
-import { keys } from '../store/keys.ts';
 import { matches, type WatchFilter } from './filter.ts';
 import { type HistoryEntry, HistoryRing } from './history.ts';
 import {

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { OrderRecord, SkuRecord } from '../../src/domain/types.ts';
+import { keys, orderIndexEntries } from '../../src/layout.ts';
 import type { Write } from '../../src/store/contract.ts';
-import { keys } from '../../src/store/keys.ts';
 import { LmdbStore } from '../../src/store/lmdb-store.ts';
 import { getOrder, getSku, reserveOk, transition } from '../support/api-helpers.ts';
 import { sleep } from '../support/load.ts';
@@ -185,36 +185,43 @@ describe('hotstock check', () => {
       const id = fixture.orders.paid!;
       await tamper(fixture.dataDir, async (store) => {
         const order = await orderRecord(store, id);
-        const key = keys.userOrders(order.userId, order.id);
+        const key = keys.userOrder(order.userId, order.sku, order.seq);
         return [{ key, write: { type: 'delete', key } }];
       });
-      await expectOneViolation(fixture.dataDir, new RegExp(`order ${id}: missing from the per-user index`));
+      await expectOneViolation(
+        fixture.dataDir,
+        new RegExp(`order ${id}: index entry ".*user-orders/bob.*" is missing`),
+      );
     } finally {
       fixture.remove();
     }
   });
 
-  it('exits 1 when a created order has lost its expiry entry', async () => {
+  it('exits 1 when a cancelled order still counts units against its user', async () => {
     const fixture = await smallStore();
     try {
-      const id = fixture.orders.created!;
+      const id = fixture.orders.cancelled!;
       await tamper(fixture.dataDir, async (store) => {
         const order = await orderRecord(store, id);
-        const key = keys.orderExpiry(order.expiresAtMs, order.id);
-        return [{ key, write: { type: 'delete', key } }];
+        const [, byUser] = orderIndexEntries(order);
+        return [{ key: byUser.key, write: { type: 'put', key: byUser.key, value: { id, units: order.qty } } }];
       });
-      await expectOneViolation(fixture.dataDir, new RegExp(`order ${id} \\(created\\): expiry entry missing`));
+      await expectOneViolation(
+        fixture.dataDir,
+        new RegExp(`order ${id}: index entry ".*" holds \\{"id":"${id}","units":1\\}`),
+      );
     } finally {
       fixture.remove();
     }
   });
 
-  it('exits 1 on a dangling expiry entry that points at no order', async () => {
+  it('exits 1 on a dangling SKU entry that points at no order', async () => {
     const fixture = await smallStore();
     try {
-      const key = keys.orderExpiry(Date.now() + 60_000, 'no-such-order');
-      await tamper(fixture.dataDir, async () => [{ key, write: { type: 'put', key, value: 'tee-m' } }]);
-      await expectOneViolation(fixture.dataDir, /index entry ".*no-such-order" points at a missing order/);
+      const key = keys.skuOrder('tee-m', 999);
+      const value = { id: 'no-such-order', createdAtMs: Date.now(), expiresAtMs: Date.now() + 60_000 };
+      await tamper(fixture.dataDir, async () => [{ key, write: { type: 'put', key, value } }]);
+      await expectOneViolation(fixture.dataDir, /index entry ".*" points at a missing order/);
     } finally {
       fixture.remove();
     }

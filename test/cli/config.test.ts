@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import { getSku } from '../support/api-helpers.ts';
 import { assertLedgerExact } from '../support/assertions.ts';
 import { type Answer, call, NetworkFailure, runWorkers } from '../support/load.ts';

@@ -88,7 +88,7 @@ function conflictKeysOf(result: CommitResult): string[] {
 
 /** Puts `values` in as few commits as the limits allow; returns key -> revision. */
 async function seed(store: Store, values: ReadonlyMap<string, unknown>): Promise<Map<string, number>> {
-  const perCommit = Math.max(1, Math.min(store.limits.commitOpsMax, 64));
+  const perCommit = Math.max(1, Math.min(store.limits.commitWritesMax, 64));
   const versions = new Map<string, number>();
   const all = [...values];
   for (let i = 0; i < all.length; i += perCommit) {
@@ -348,6 +348,36 @@ export function storeConformanceSuite(name: string, openStore: OpenStore): void 
             }
             assert.deepEqual(visited, orderedKeys, `paging by ${pageSize}`);
           }
+        }));
+
+      it('rangeMany answers several ranges in the order asked, each as range would', () =>
+        withStore(async ({ store }) => {
+          await seedOrdered(store);
+          const queries = [
+            everything(3),
+            { start: 'a\u0001', end: 'b', limit: 2 },
+            { start: '0', end: '9', limit: 5 },
+            { start: 'ｚ', end: '\u{10FFFF}', limit: 10 },
+          ];
+          const many = await store.rangeMany(queries);
+          assert.equal(many.length, queries.length);
+          for (const [i, query] of queries.entries()) assert.deepEqual(many[i], await store.range(query), `query ${i}`);
+          assert.deepEqual(await store.rangeMany([]), []);
+        }));
+
+      it('rangeMany reads more ranges than one etcd transaction holds, each in full', () =>
+        withStore(async ({ store }) => {
+          const values = new Map(Array.from({ length: 150 }, (_, i) => [`many/${String(i).padStart(3, '0')}/x`, i]));
+          await seed(store, values);
+          const queries = [...values.keys()].map((key) => {
+            const prefix = key.slice(0, key.lastIndexOf('/') + 1);
+            return { start: prefix, end: prefixEnd(prefix), limit: 2 };
+          });
+          const many = await store.rangeMany(queries);
+          assert.deepEqual(
+            many.map((entries) => entries.map((entry) => entry.value)),
+            [...values.values()].map((value) => [value]),
+          );
         }));
 
       it('prefixEnd(prefix) makes a range cover exactly the keys with that prefix', () =>
@@ -795,29 +825,38 @@ export function storeConformanceSuite(name: string, openStore: OpenStore): void 
       it('exposes positive limits and its kind', () =>
         withStore(async ({ store }) => {
           assert.ok(store.kind === 'lmdb' || store.kind === 'etcd', `kind ${store.kind}`);
-          const { commitOpsMax, commitBytesMax } = store.limits;
-          assert.ok(Number.isSafeInteger(commitOpsMax) && commitOpsMax > 1, `commitOpsMax ${commitOpsMax}`);
+          const { commitChecksMax, commitWritesMax, commitBytesMax } = store.limits;
+          assert.ok(Number.isSafeInteger(commitChecksMax) && commitChecksMax > 1, `commitChecksMax ${commitChecksMax}`);
+          assert.ok(Number.isSafeInteger(commitWritesMax) && commitWritesMax > 1, `commitWritesMax ${commitWritesMax}`);
           assert.ok(Number.isSafeInteger(commitBytesMax) && commitBytesMax > 0, `commitBytesMax ${commitBytesMax}`);
         }));
 
-      it('accepts a commit of exactly commitOpsMax checks and writes', () =>
+      it('accepts a commit of exactly commitChecksMax checks and commitWritesMax writes', () =>
         withStore(async ({ store }) => {
-          const writeCount = store.limits.commitOpsMax - 1;
+          // LMDB's limits are far above what a test needs to prove; etcd's are exactly its own.
+          const writeCount = Math.min(store.limits.commitWritesMax, 4_096);
+          const checkCount = Math.min(store.limits.commitChecksMax, 4_096);
           const key = (i: number) => `ops/${String(i).padStart(8, '0')}`;
           const writes = Array.from({ length: writeCount }, (_, i) => put(key(i), i));
+          const checks = Array.from({ length: checkCount }, (_, i) => ({ key: `guard/${i}`, version: 0 }));
           assert.ok(commitBytes(writes) <= store.limits.commitBytesMax, 'fixture fits the byte limit');
-          const revision = await commitOk(store, [{ key: 'ops/guard', version: 0 }], writes);
+          const revision = await commitOk(store, checks, writes);
           const entries = await store.range({ start: 'ops/', end: prefixEnd('ops/'), limit: writeCount + 1 });
           assert.equal(entries.length, writeCount);
           assert.deepEqual(entries[0], { key: key(0), value: 0, version: revision });
           assert.deepEqual(entries.at(-1), { key: key(writeCount - 1), value: writeCount - 1, version: revision });
         }));
 
-      it('refuses a commit beyond commitOpsMax and applies none of it', () =>
+      it('refuses a commit beyond commitWritesMax or commitChecksMax and applies none of it', () =>
         withStore(async ({ store }) => {
           const revision = await store.revision();
-          const writes = Array.from({ length: store.limits.commitOpsMax + 1 }, (_, i) => put(`over/${i}`, i));
+          const writes = Array.from({ length: store.limits.commitWritesMax + 1 }, (_, i) => put(`over/${i}`, i));
           await assert.rejects(store.commit([], writes), 'an over-limit commit must not resolve');
+          const checks = Array.from({ length: store.limits.commitChecksMax + 1 }, (_, i) => ({
+            key: `guard/${i}`,
+            version: 0,
+          }));
+          await assert.rejects(store.commit(checks, [put('over/one', 1)]), 'too many checks must not resolve');
           assert.deepEqual(await store.range({ start: 'over/', end: prefixEnd('over/'), limit: 10 }), []);
           assert.equal(await store.revision(), revision);
         }));

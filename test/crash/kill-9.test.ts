@@ -8,7 +8,7 @@
 // final verification and a graceful stop.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import { getSku, listAllOrders } from '../support/api-helpers.ts';
 import { assertLedgerExact } from '../support/assertions.ts';
 import {

@@ -5,7 +5,7 @@
 // the service recovers by itself, and no acknowledged order was lost.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
 import { type Answer, call, NetworkFailure, runWorkers, sleep } from '../support/load.ts';
 import {

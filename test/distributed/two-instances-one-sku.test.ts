@@ -5,7 +5,7 @@
 // the ledger exact.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import { getSku, listAllOrders } from '../support/api-helpers.ts';
 import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
 import { type Answer, call, mapConcurrent, NetworkFailure, sleep } from '../support/load.ts';

@@ -34,7 +34,7 @@ interface World {
   nowMs: number;
   skus: Map<string, SkuRecord>;
   orders: Map<string, OrderRecord>;
-  /** Per `${sku}/${user}` held units, maintained only through reserve qty and userUnitsDelta. */
+  /** Per `${sku}/${user}` held units, maintained by the model from reserve qty and each transition's states. */
   userUnits: Map<string, number>;
   /** Model of each SKU's total: initial stock plus accepted adjustments. */
   modelTotal: Map<string, number>;
@@ -150,10 +150,14 @@ function doReserve(w: World, skuIdx: number, userIdx: number, qty: number): void
     return; // a rejection commits nothing
   }
   assert.equal(expected, 'ok', `reserve accepted but the model expected ${expected}`);
-  assert.deepEqual(out.sku, { ...sku, reserved: sku.reserved + qty }, 'reserve changes only reserved');
+  assert.deepEqual(
+    out.sku,
+    { ...sku, reserved: sku.reserved + qty, orderSeq: sku.orderSeq + 1 },
+    'reserve changes only reserved, and numbers the new order',
+  );
 
   const id = `o${w.nextOrderSeq++}`;
-  const order = newOrder({ id, sku: out.sku, qty, userId }, w.nowMs, ttlMs);
+  const order = newOrder({ id, sku, qty, userId }, w.nowMs, ttlMs);
   assert.deepEqual(order, {
     id,
     sku: skuId,
@@ -164,6 +168,7 @@ function doReserve(w: World, skuIdx: number, userIdx: number, qty: number): void
     createdAtMs: w.nowMs,
     expiresAtMs: w.nowMs + ttlMs,
     history: [{ state: 'created', atMs: w.nowMs }],
+    seq: sku.orderSeq,
   });
   w.skus.set(skuId, out.sku);
   w.orders.set(id, order);
@@ -201,12 +206,11 @@ function doTransition(w: World, orderId: string, action: OrderAction): void {
     history: [...order.history, { state: legal.to, atMs: w.nowMs }],
   });
   assert.deepEqual(out.sku, { ...sku, reserved: sku.reserved + q * legal.reserved, sold: sku.sold + q * legal.sold });
-  assert.equal(out.userUnitsDelta, q * legal.user, 'userUnitsDelta');
 
   const key = userKey(order.sku, order.userId);
   w.skus.set(order.sku, out.sku);
   w.orders.set(orderId, out.order);
-  w.userUnits.set(key, (w.userUnits.get(key) ?? 0) + out.userUnitsDelta);
+  w.userUnits.set(key, (w.userUnits.get(key) ?? 0) + q * legal.user);
 }
 
 function doAdjust(w: World, skuIdx: number, delta: number): void {
@@ -328,6 +332,8 @@ function initialWorld(specs: SkuSpec[]): World {
       priceCents: 1_000 + i,
       maxPerUser: s.maxPerUser,
       total: s.total,
+      orderSeq: 0,
+      initialStock: s.total,
       reserved: 0,
       sold: 0,
     });

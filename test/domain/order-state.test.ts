@@ -14,6 +14,7 @@ import {
   orderActions,
 } from '../../src/domain/order-state.ts';
 import { type OrderRecord, type OrderState, orderStates, type SkuRecord } from '../../src/domain/types.ts';
+import { orderIndexEntries, type UserOrderEntry } from '../../src/layout.ts';
 
 const qty = 3;
 const createdAtMs = Date.UTC(2025, 0, 1, 12);
@@ -84,6 +85,7 @@ function orderIn(state: OrderState): OrderRecord {
     createdAtMs,
     expiresAtMs,
     history: pathTo[state].map((s, i) => ({ state: s, atMs: createdAtMs + i })),
+    seq: 0,
   };
 }
 
@@ -101,6 +103,8 @@ function skuFor(order: OrderRecord): SkuRecord {
     total: 20,
     reserved: otherReserved + (order.state === 'created' ? order.qty : 0),
     sold: otherSold + (['paid', 'shipped', 'completed'].includes(order.state) ? order.qty : 0),
+    orderSeq: 8,
+    initialStock: 20,
   };
 }
 
@@ -134,7 +138,9 @@ describe('every (state × action) pair', () => {
           assert.ok(out.ok, `expected success, got ${out.ok ? '' : out.code}`);
           const l = expected.legal;
           assert.deepEqual(out.sku, { ...sku, reserved: sku.reserved + l.reserved, sold: sku.sold + l.sold });
-          assert.equal(out.userUnitsDelta, l.userUnitsDelta);
+          // The units an order counts against its user's limit are its user entry's (see layout.ts).
+          const unitsOf = (o: OrderRecord) => (orderIndexEntries(o)[1].value as UserOrderEntry).units;
+          assert.equal(unitsOf(out.order) - unitsOf(order), l.userUnitsDelta, 'user entry units');
           assert.equal(out.order.state, l.to);
           assert.equal(out.order.history.length, order.history.length + 1, 'history grows by one entry');
           assert.deepEqual(out.order.history.slice(0, -1), order.history, 'earlier history is kept');

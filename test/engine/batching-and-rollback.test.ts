@@ -7,10 +7,19 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { checkLedger } from '../../src/check/ledger-check.ts';
-import { reserveOpsMax, shedQueueWaitMsDefault, writeBytesMax } from '../../src/constants.ts';
+import { shedQueueWaitMsDefault, writeBytesMax } from '../../src/constants.ts';
 import { Engine, type EngineObserver } from '../../src/engine/engine.ts';
-import type { Operation, OperationResult } from '../../src/engine/operations.ts';
-import { type CommitResult, commitBytes, type Store, type VersionCheck, type Write } from '../../src/store/contract.ts';
+import type { OperationResult } from '../../src/engine/operations.ts';
+import { keys, operationCosts } from '../../src/layout.ts';
+import {
+  type CommitResult,
+  commitBytes,
+  type Store,
+  type StoreLimits,
+  type VersionCheck,
+  type Write,
+} from '../../src/store/contract.ts';
+import { CountingStore } from '../../src/store/counting-store.ts';
 import { LmdbStore } from '../../src/store/lmdb-store.ts';
 import { tempDataDir } from '../support/service.ts';
 
@@ -25,35 +34,30 @@ function openStore(): LmdbStore {
   return new LmdbStore({ dataDir: dir });
 }
 
-/** A real store whose next commits can be made to fail, and whose commits are counted. */
-class FaultyStore implements Store {
-  readonly kind = 'lmdb' as const;
+/** A real store whose next commits can be made to fail, with limits of the test's choosing. */
+class FaultyStore extends CountingStore {
   failNextCommits = 0;
-  commits = 0;
   /** While set, commits wait for it: a store that has stalled (a slow disk). */
   stall: Promise<void> | undefined;
-  readonly inner: LmdbStore;
-  limits: Store['limits'];
-  constructor(inner: LmdbStore, limits: Partial<Store['limits']> = {}) {
-    this.inner = inner;
-    this.limits = { ...inner.limits, ...limits };
+  private readonly testLimits: StoreLimits;
+  constructor(inner: LmdbStore, limits: Partial<StoreLimits> = {}) {
+    super(inner);
+    this.testLimits = { ...inner.limits, ...limits };
   }
-  get: Store['get'] = (key) => this.inner.get(key);
-  getMany: Store['getMany'] = (keys) => this.inner.getMany(keys);
-  range: Store['range'] = (query) => this.inner.range(query);
-  revision = () => this.inner.revision();
-  subscribe: Store['subscribe'] = (listener) => this.inner.subscribe(listener);
-  close = () => this.inner.close();
-  async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
-    assert.ok(checks.length + writes.length <= this.limits.commitOpsMax, 'the engine exceeded commitOpsMax');
+  override get limits(): StoreLimits {
+    return this.testLimits;
+  }
+  override async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
+    assert.ok(checks.length <= this.limits.commitChecksMax, 'the engine exceeded commitChecksMax');
+    assert.ok(writes.length <= this.limits.commitWritesMax, 'the engine exceeded commitWritesMax');
     assert.ok(commitBytes(writes) <= this.limits.commitBytesMax, 'the engine exceeded commitBytesMax');
-    this.commits++;
     await this.stall;
     if (this.failNextCommits > 0) {
       this.failNextCommits--;
+      this.commits++;
       throw new Error('injected: disk full');
     }
-    return this.inner.commit(checks, writes);
+    return super.commit(checks, writes);
   }
 }
 
@@ -68,16 +72,16 @@ function engineOn(store: Store): Engine {
 }
 
 async function createSku(engine: Engine, sku: string, initialStock: number): Promise<void> {
-  const result = await engine.submit(sku, {
-    kind: 'upsert',
-    entry: { product: 'p', size: 'M', color: 'red', priceCents: 100, maxPerUser: null },
-    initialStock,
-  });
+  const result = await engine.upsert(
+    sku,
+    { entry: { product: 'p', size: 'M', color: 'red', priceCents: 100, maxPerUser: null }, initialStock },
+    {},
+  );
   assert.ok(result.ok, JSON.stringify(result));
 }
 
-function reserveOp(userId: string, qty = 1): Operation {
-  return { kind: 'reserve', qty, userId };
+function reservation(userId: string, qty = 1): { qty: number; userId: string } {
+  return { qty, userId };
 }
 
 function count(results: OperationResult[], predicate: (result: OperationResult) => boolean): number {
@@ -90,28 +94,32 @@ describe('batching', () => {
     const engine = engineOn(store);
     await createSku(engine, 'hot', 1_000);
     const commitsBefore = store.commits;
-    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => engine.submit('hot', reserveOp(`u${i}`))));
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => engine.reserve('hot', reservation(`u${i}`))),
+    );
     assert.equal(
       count(results, (r) => r.ok),
       300,
     );
     assert.ok(store.commits - commitsBefore < 300, `300 reservations took ${store.commits - commitsBefore} commits`);
-    assert.equal(engine.getSku('hot')?.reserved, 300);
+    assert.equal(engine.getSku('hot')?.record.reserved, 300);
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
 
   test('a store with a small op limit gets batches split to fit it, never exceeded', async () => {
-    // 40 ops per commit: a few reservations each (FaultyStore asserts the bound on every commit).
-    const store = new FaultyStore(openStore(), { commitOpsMax: 40 });
+    // 10 writes per commit: a few reservations each (FaultyStore asserts the bound on every commit).
+    const store = new FaultyStore(openStore(), { commitWritesMax: 10, commitChecksMax: 10 });
     const engine = engineOn(store);
     await createSku(engine, 'small', 100);
-    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => engine.submit('small', reserveOp(`u${i}`))));
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => engine.reserve('small', reservation(`u${i}`))),
+    );
     assert.equal(
       count(results, (r) => r.ok),
       60,
     );
-    assert.equal(engine.getSku('small')?.reserved, 60);
+    assert.equal(engine.getSku('small')?.record.reserved, 60);
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
@@ -123,14 +131,15 @@ describe('batching', () => {
     await createSku(engine, 'narrow', 100);
     const commitsBefore = store.commits;
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => engine.submit('narrow', reserveOp(`u${i}`))),
+      Array.from({ length: 60 }, (_, i) => engine.reserve('narrow', reservation(`u${i}`))),
     );
     assert.equal(
       count(results, (r) => r.ok),
       60,
     );
-    // At most 30 / reserveOpsMax reservations fit one commit.
-    assert.ok(store.commits - commitsBefore >= 60 / Math.floor(30 / reserveOpsMax), 'split into commits of a few each');
+    // At most 30 / (writes per reservation) reservations fit one commit.
+    const perCommit = Math.floor(30 / operationCosts.reserve.writes);
+    assert.ok(store.commits - commitsBefore >= 60 / perCommit, 'split into commits of a few each');
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
@@ -139,10 +148,10 @@ describe('batching', () => {
     const store = new FaultyStore(openStore());
     const engine = engineOn(store);
     await createSku(engine, 'tiny', 1);
-    assert.ok((await engine.submit('tiny', reserveOp('first'))).ok);
+    assert.ok((await engine.reserve('tiny', reservation('first'))).ok);
     const commitsBefore = store.commits;
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => engine.submit('tiny', reserveOp(`late${i}`))),
+      Array.from({ length: 50 }, (_, i) => engine.reserve('tiny', reservation(`late${i}`))),
     );
     assert.ok(results.every((r) => !r.ok && r.code === 'sold_out'));
     assert.equal(store.commits, commitsBefore, 'no commit for sold-out answers');
@@ -162,9 +171,9 @@ describe('pipeline: the next batch is decided while one commits', () => {
     store.failNextCommits = 1;
     // The first batch takes 3 of 5 units and stalls in its commit; the next batch is decided on top
     // of it (2 units left, so one of these four gets insufficient_stock) and waits behind it.
-    const first = engine.submit('layered', reserveOp('first', 3));
+    const first = engine.reserve('layered', reservation('first', 3));
     await setTimeout(10);
-    const layered = Array.from({ length: 4 }, (_, i) => engine.submit('layered', reserveOp(`next${i}`)));
+    const layered = Array.from({ length: 4 }, (_, i) => engine.reserve('layered', reservation(`next${i}`)));
     await setTimeout(10);
     store.stall = undefined;
     release();
@@ -177,7 +186,7 @@ describe('pipeline: the next batch is decided while one commits', () => {
       4,
       JSON.stringify(results),
     );
-    assert.equal(engine.getSku('layered')?.reserved, 4);
+    assert.equal(engine.getSku('layered')?.record.reserved, 4);
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
@@ -187,15 +196,14 @@ describe('pipeline: the next batch is decided while one commits', () => {
     const engine = engineOn(store);
     await createSku(engine, 'ordered', 1_000);
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => engine.submit('ordered', reserveOp(`u${i}`))),
+      Array.from({ length: 200 }, (_, i) => engine.reserve('ordered', reservation(`u${i}`))),
     );
     const storeRevision = await store.revision();
     for (const result of results) {
-      assert.ok(result.ok);
-      const order = result.body as { id: string; version: number };
-      const stored = await store.get(`order/${order.id}`);
-      assert.equal(stored?.version, order.version, 'the answered version is the stored one');
-      assert.ok(order.version <= storeRevision);
+      assert.ok(result.ok && result.resource.kind === 'order');
+      const stored = await store.get(keys.order(result.resource.order.id));
+      assert.equal(stored?.version, result.version, 'the answered version is the stored one');
+      assert.ok(result.version <= storeRevision);
     }
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
@@ -222,13 +230,13 @@ describe('defects', () => {
     await createSku(engine, 'brittle', 100);
     throwOnCommit = true;
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => engine.submit('brittle', reserveOp(`u${i}`))),
+      Array.from({ length: 20 }, (_, i) => engine.reserve('brittle', reservation(`u${i}`))),
     );
     const unclear = count(results, (r) => !r.ok && r.code === 'store_unavailable');
     assert.ok(unclear > 0, 'the batch whose handling failed was answered 503');
     assert.equal(count(results, (r) => r.ok) + unclear, 20, JSON.stringify(results));
     assert.equal(engine.queueDepth, 0, 'nothing is left counted as waiting');
-    assert.ok((await engine.submit('brittle', reserveOp('after'))).ok, 'the writer works again');
+    assert.ok((await engine.reserve('brittle', reservation('after'))).ok, 'the writer works again');
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
@@ -247,18 +255,18 @@ describe('admission', () => {
     store.stall = new Promise((resolve) => {
       release = resolve;
     });
-    const inCommit = engine.submit('stalled', reserveOp('a'));
+    const inCommit = engine.reserve('stalled', reservation('a'));
     await setTimeout(10);
-    const waiting = engine.submit('stalled', reserveOp('b'));
+    const waiting = engine.reserve('stalled', reservation('b'));
     await setTimeout(shedQueueWaitMsDefault * 2);
-    const shed = await engine.submit('stalled', reserveOp('c'));
+    const shed = await engine.reserve('stalled', reservation('c'));
     assert.ok(!shed.ok && shed.code === 'overloaded', JSON.stringify(shed));
     store.stall = undefined;
     release();
     assert.ok((await inCommit).ok);
     assert.ok((await waiting).ok);
-    assert.equal(engine.getSku('stalled')?.reserved, 2, 'the shed request changed nothing');
-    assert.ok((await engine.submit('stalled', reserveOp('d'))).ok, 'admits again once the queue drains');
+    assert.equal(engine.getSku('stalled')?.record.reserved, 2, 'the shed request changed nothing');
+    assert.ok((await engine.reserve('stalled', reservation('d'))).ok, 'admits again once the queue drains');
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
@@ -271,7 +279,7 @@ describe('rollback', () => {
     await createSku(engine, 'fragile', 10);
     const before = engine.getSku('fragile');
     store.failNextCommits = 1;
-    const failed = await engine.submit('fragile', reserveOp('u0'));
+    const failed = await engine.reserve('fragile', reservation('u0'));
     assert.ok(!failed.ok && failed.code === 'store_unavailable', JSON.stringify(failed));
     assert.deepEqual(engine.getSku('fragile'), before, 'warm state rolled back');
     assert.equal(
@@ -283,13 +291,13 @@ describe('rollback', () => {
     // A failure in the middle of a stream fails exactly the batch it hit; the ledger stays exact.
     store.failNextCommits = 1;
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => engine.submit('fragile', reserveOp(`v${i}`))),
+      Array.from({ length: 20 }, (_, i) => engine.reserve('fragile', reservation(`v${i}`))),
     );
     const accepted = count(results, (r) => r.ok);
     const unavailable = count(results, (r) => !r.ok && r.code === 'store_unavailable');
     assert.ok(unavailable > 0, 'the injected failure hit a batch');
     assert.equal(accepted + unavailable + count(results, (r) => !r.ok && r.code !== 'store_unavailable'), 20);
-    assert.equal(engine.getSku('fragile')?.reserved, accepted, 'warm state counts exactly the acknowledged');
+    assert.equal(engine.getSku('fragile')?.record.reserved, accepted, 'warm state counts exactly the acknowledged');
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
@@ -303,7 +311,7 @@ describe('conflicts between two engines on one store (two instances)', () => {
     const second = engineOn(store);
     await second.warm();
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? first : second).submit('shared', reserveOp(`u${i}`))),
+      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? first : second).reserve('shared', reservation(`u${i}`))),
     );
     const sold = count(results, (r) => r.ok);
     const unavailable = count(results, (r) => !r.ok && r.code === 'store_unavailable');

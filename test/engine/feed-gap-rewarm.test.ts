@@ -51,27 +51,28 @@ describe('change-feed gap', () => {
     const raw = createEtcdClient({ endpoints: cluster.endpoints });
     try {
       const other = engineOn(storeB);
-      const created = await other.submit('g', {
-        kind: 'upsert',
-        entry: { product: 'p', size: 'M', color: 'red', priceCents: 100, maxPerUser: null },
-        initialStock: 10,
-      });
+      const created = await other.upsert(
+        'g',
+        { entry: { product: 'p', size: 'M', color: 'red', priceCents: 100, maxPerUser: null }, initialStock: 10 },
+        {},
+      );
       assert.ok(created.ok);
       const gaps: ChangeFeedGap[] = [];
       const engine = engineOn(storeA, gaps);
       assert.equal(await engine.warm(), 1);
-      assert.equal(engine.getSku('g')?.reserved, 0);
+      assert.equal(engine.getSku('g')?.record.reserved, 0);
 
-      for (let i = 0; i < 3; i++) assert.ok((await other.submit('g', { kind: 'reserve', qty: 1, userId: `u${i}` })).ok);
+      for (let i = 0; i < 3; i++) assert.ok((await other.reserve('g', { qty: 1, userId: `u${i}` })).ok);
       await raw.kv.compact({ revision: await storeB.revision(), physical: true });
 
       const stop = engine.followStore();
       const deadline = Date.now() + rewarmWaitMsMax;
-      while (gaps.length === 0 || engine.getSku('g')?.reserved !== 3) {
+      while (gaps.length === 0 || engine.getSku('g')?.record.reserved !== 3) {
         assert.ok(Date.now() < deadline, `no re-warm within ${rewarmWaitMsMax} ms (gaps: ${gaps.length})`);
         await sleep(20);
       }
-      assert.equal(engine.getSku('g')?.available, 7);
+      const state = engine.getSku('g')?.record;
+      assert.equal(state && state.total - state.reserved - state.sold, 7);
       stop();
     } finally {
       raw.close();

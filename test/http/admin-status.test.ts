@@ -22,13 +22,13 @@ describe('GET /v1/admin/status', () => {
 
   it('names the store, its limits and revision; the embedded store has no breaker', async () => {
     const response = await api<{
-      store: { kind: string; revision: number; limits: { commitOpsMax: number } };
+      store: { kind: string; revision: number; limits: { commitChecksMax: number; commitWritesMax: number } };
       breaker: unknown;
     }>(service.url, 'GET', '/v1/admin/status', { key: adminKey });
     assert.equal(response.status, 200);
     assert.equal(response.body.store.kind, 'lmdb');
     assert.ok(Number.isSafeInteger(response.body.store.revision));
-    assert.ok(response.body.store.limits.commitOpsMax > 0);
+    assert.ok(response.body.store.limits.commitChecksMax > 0 && response.body.store.limits.commitWritesMax > 0);
     assert.equal(response.body.breaker, null);
   });
 });

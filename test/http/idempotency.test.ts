@@ -5,7 +5,7 @@
 // single reservations. Transitions honour a key when one is sent.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import {
   adjust,
   type BatchItem,
@@ -416,7 +416,7 @@ describe('transitions and adjustments with an Idempotency-Key', () => {
     assert.equal((await getOrder(base, id)).body.state, 'shipped', 'no second transition');
   });
 
-  test('PUT /v1/skus with a key: creating replays 201; without a key a second create is refused', async () => {
+  test('PUT /v1/skus with a key: creating replays 201; without a key the same create again changes nothing and a different one is refused', async () => {
     const sku = nextSkuId('idem-put');
     const body = { product: 'piggy-shirt', size: 'L', color: 'pink', priceCents: 1999, initialStock: 4 };
     const key = freshIdempotencyKey('put');
@@ -426,7 +426,17 @@ describe('transitions and adjustments with an Idempotency-Key', () => {
     assert.equal(replay.status, 201);
     assert.deepEqual(replay.body, first.body);
     assert.equal(replay.headers.get('idempotent-replayed'), 'true');
-    assertProblem(await api(base, 'PUT', `/v1/skus/${sku}`, { key: adminKey, body }), 422, 'initial_stock_not_allowed');
+    // PUT is idempotent without a key too: the identical create answers the SKU as it is, unchanged.
+    const again = await api(base, 'PUT', `/v1/skus/${sku}`, { key: adminKey, body });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(again.body, await getSku(base, sku));
+    const different = { ...body, initialStock: 5 };
+    assertProblem(
+      await api(base, 'PUT', `/v1/skus/${sku}`, { key: adminKey, body: different }),
+      422,
+      'initial_stock_not_allowed',
+    );
     assert.equal((await getSku(base, sku)).total, 4);
   });
 

@@ -5,7 +5,7 @@
 // ledger exact afterwards.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import { getSku, listAllOrders } from '../support/api-helpers.ts';
 import { assertLedgerExact } from '../support/assertions.ts';
 import { type Answer, call, randomInt, seededRandom, testSeed } from '../support/load.ts';

@@ -69,9 +69,12 @@ describe('the document', () => {
     assert.ok(document.paths['/v1/orders:batch']?.post, 'the batch path as clients call it');
   });
 
-  test('security per route: none for the operations endpoints and the watch preflight; a key elsewhere', () => {
+  test('security per route: none for the operations endpoints, the operator page and the watch preflight; a key elsewhere', () => {
     for (const { path, method, operation } of operations(document)) {
-      const open = ['/healthz', '/readyz', '/metrics'].includes(path) || (path === '/v1/watch' && method === 'options');
+      const open =
+        ['/healthz', '/readyz', '/metrics'].includes(path) ||
+        path.startsWith('/ui') ||
+        (path === '/v1/watch' && method === 'options');
       if (open) assert.deepEqual(operation.security, [], `${method} ${path} needs no key`);
       else assert.equal(operation.security, undefined, `${method} ${path} takes the document's bearer key`);
       assert.equal(

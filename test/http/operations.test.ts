@@ -1,8 +1,9 @@
 // The operational surface: liveness, readiness, Prometheus metrics that move
 // with traffic, the OpenAPI document and UI, and the sweeper's cleanup of
-// lapsed idempotency records.
+// lapsed idempotency records (a reservation's key lives as long as its order).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { adjust } from '../support/api-helpers.ts';
 import {
   api,
   createSku,
@@ -67,7 +68,7 @@ describe('metrics', () => {
       'request latency is labelled by route, method and status',
     );
     assert.notEqual(sample(text, 'hotstock_engine_queue_depth'), undefined);
-    assert.notEqual(sample(text, 'hotstock_process_resident_memory_bytes'), undefined);
+    assert.notEqual(sample(text, 'process_resident_memory_bytes'), undefined);
   });
 });
 
@@ -110,19 +111,28 @@ describe('OpenAPI', () => {
 });
 
 describe('idempotency records lapse', () => {
-  test('after --idempotency-ttl-ms a key is decided afresh, and the sweeper deletes the record', async () => {
+  test('after --idempotency-ttl-ms a mutation key is decided afresh and the sweeper deletes its record; a reservation key keeps its order', async () => {
     await createSku(base, 'lapsing', { initialStock: 10 });
     const key = freshIdempotencyKey('lapse');
-    const first = await reserve(base, { sku: 'lapsing', qty: 1, userId: 'l1' }, key);
-    assert.equal(first.status, 201);
-    const reused = await reserve(base, { sku: 'lapsing', qty: 2, userId: 'l1' }, key);
+    const first = await adjust(base, 'lapsing', 1, { 'idempotency-key': key });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const reused = await adjust(base, 'lapsing', 2, { 'idempotency-key': key });
     assert.equal(reused.status, 422, 'within the TTL a different body is refused');
+    const orderKey = freshIdempotencyKey('lapse-order');
+    const order = await reserve(base, { sku: 'lapsing', qty: 1, userId: 'l1' }, orderKey);
+    assert.equal(order.status, 201);
+
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const report = await server.service.sweeper.sweep();
     assert.ok(report.idempotencyRecordsDropped >= 1, JSON.stringify(report));
-    const fresh = await reserve(base, { sku: 'lapsing', qty: 2, userId: 'l1' }, key);
-    assert.equal(fresh.status, 201, JSON.stringify(fresh.body));
-    assert.notEqual(fresh.body.id, first.body.id);
+    const fresh = await adjust(base, 'lapsing', 2, { 'idempotency-key': key });
+    assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
     assert.equal(fresh.headers.get('idempotent-replayed'), null);
+    assert.equal(fresh.body.total, 13, 'both adjustments applied, each once');
+    // A reservation's key is its order's id: it replays for as long as the order exists.
+    const replay = await reserve(base, { sku: 'lapsing', qty: 1, userId: 'l1' }, orderKey);
+    assert.equal(replay.status, 201);
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(replay.body, order.body);
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { OrderView } from '../../src/engine/views.ts';
+import type { OrderView } from '../../src/http/views.ts';
 import { freshSku, getOrder, getSku, ledger, nextSkuId, reserveOk, transition } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
 import { api, createSku, reserve, startTestService, type TestService } from '../support/service.ts';

@@ -4,9 +4,8 @@
 // checked against docs/api.md.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Page } from '../../src/engine/queries.ts';
-import type { OrderView, SkuView } from '../../src/engine/views.ts';
 import type { ErrorCode } from '../../src/errors.ts';
+import type { OrderView, SkuView } from '../../src/http/views.ts';
 import {
   adjust,
   allPages,
@@ -17,6 +16,7 @@ import {
   ledger,
   listAllOrders,
   nextSkuId,
+  type Page,
   putSku,
   readSku,
   reserveOk,

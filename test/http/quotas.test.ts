@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { SkuView } from '../../src/engine/views.ts';
+import type { SkuView } from '../../src/http/views.ts';
 import { batch, freshSku, ledger } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
 import {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { before, describe, test } from 'node:test';
-import type { OrderView, SkuView } from '../../src/engine/views.ts';
+import type { OrderView, SkuView } from '../../src/http/views.ts';
 import { adjust, freshSku, getSku, putSku, reserveOk } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
 import { rawRequest } from '../support/raw-http.ts';

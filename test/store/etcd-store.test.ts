@@ -79,7 +79,8 @@ describe('EtcdStore on a real etcd', () => {
     const store = openStore(freshPrefix());
     const raw = createEtcdClient({ endpoints: cluster.endpoints });
     try {
-      assert.equal(store.limits.commitOpsMax, etcdMaxTxnOpsDefault);
+      assert.equal(store.limits.commitChecksMax, etcdMaxTxnOpsDefault);
+      assert.equal(store.limits.commitWritesMax, etcdMaxTxnOpsDefault);
       // etcd counts compares and success ops separately, so a full commit of checks plus writes fits.
       const seeded = await store.commit(
         [],

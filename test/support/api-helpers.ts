@@ -4,8 +4,7 @@
 // URL of the service first, like `api`, `createSku` and `reserve`. Reads that
 // must succeed assert their status and are bounded in time.
 import assert from 'node:assert/strict';
-import type { Page } from '../../src/engine/queries.ts';
-import type { OrderView, SkuView } from '../../src/engine/views.ts';
+import type { OrderView, SkuView } from '../../src/http/views.ts';
 import { callTimeoutMs } from './load.ts';
 import { type ApiResponse, adminKey, api, clientKey, createSku, freshIdempotencyKey, reserve } from './service.ts';
 
@@ -97,6 +96,12 @@ export async function reserveOk(base: string, sku: string, qty: number, userId: 
   const order = response.body as unknown as OrderView;
   assert.equal(order.state, 'created');
   return order;
+}
+
+/** A listing page as the API sends it. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
 }
 
 export interface BatchItem {

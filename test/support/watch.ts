@@ -7,8 +7,8 @@ import { connect, type Socket } from 'node:net';
 import { EventSource } from 'eventsource';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { SkuRecord } from '../../src/domain/types.ts';
+import { keys } from '../../src/layout.ts';
 import type { Store } from '../../src/store/contract.ts';
-import { keys } from '../../src/store/keys.ts';
 import { sleep } from './load.ts';
 import { clientKey } from './service.ts';
 

@@ -38,6 +38,8 @@ function record(sku: string, total: number): SkuRecord {
     total,
     reserved: 0,
     sold: 0,
+    orderSeq: 0,
+    initialStock: total,
   };
 }
 

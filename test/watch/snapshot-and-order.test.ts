@@ -109,6 +109,8 @@ test('a commit that reaches the store without this engine (as another instance w
       total: 25,
       reserved: 0,
       sold: 0,
+      orderSeq: 0,
+      initialStock: 25,
     };
     const revision = await commitSkuRecord(server.service.store, record);
     const event = await watcher.waitFor((e) => e.type === 'stock');

@@ -1,7 +1,9 @@
-// How records look on the wire (HTTP API v1). `version` is the store revision
-// that last wrote the record and doubles as its ETag.
+// How records look on the wire (HTTP API v1): the engine returns records, and
+// this is the one place that turns them into views. `version` is the store
+// revision that last wrote the record and doubles as its ETag.
 import { available } from '../domain/ledger.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
+import type { Resource } from '../engine/operations.ts';
 
 export interface SkuView {
   sku: string;
@@ -63,4 +65,9 @@ export function orderView(order: OrderRecord, version: number): OrderView {
 
 export function etag(version: number): string {
   return `"${version}"`;
+}
+
+/** The view of what an operation answered with. */
+export function resourceView(resource: Resource, version: number): SkuView | OrderView {
+  return resource.kind === 'order' ? orderView(resource.order, version) : skuView(resource.sku, version);
 }

@@ -1,0 +1,265 @@
+// The data layout: every key a SKU, an order and an idempotency key imply, and
+// what each operation writes. The engine's decisions, the offline checker, the
+// legacy importer, the queries and the sweeper all derive their keys from this
+// module; no key is spelled anywhere else.
+//
+//   layout                                  {version}: which layout the store holds
+//   sku/<sku>                               the SKU record (catalog entry + stock ledger)
+//   catalog/<product>␀<size>␀<color>␀<sku>  catalog index, ordered (product, size, color)
+//   order/<id>                              the order, the unit of storage
+//   sku-orders/<sku>␀<seq>                  {id, createdAtMs, expiresAtMs}: the SKU's orders in creation order
+//   user-orders/<user>␀<sku>␀<seq>          {id, units}: the user's orders, and the units each holds
+//   idem/<idempotency id>                   the recorded answer of a mutation other than a reservation
+//   idem-expiry/<ms>␀<idempotency id>       when that record may be forgotten
+//   adjustment/<sku>␀<id>                   audit trail of stock adjustments
+//   sweep/<sku>                             how far the expiry sweep has read the SKU's orders (a hint)
+//
+// A reservation writes three keys: the order and its two index entries. Its
+// idempotency key is folded into the order: a new order's id is derived from
+// the caller's scope and key, so a retry finds the order itself, and the
+// order's own fields are what a retry must match. The per-user limit reads the
+// user's entries of one SKU (a short range) instead of keeping a counter, and
+// the expiry sweep walks each SKU's orders in creation order instead of an
+// expiry index. Composite keys join their parts with NUL, which ids cannot
+// contain (they are printable), so a prefix for one user never runs into
+// another user whose id merely starts the same way.
+import { createHash } from 'node:crypto';
+import { holdsUnits } from './domain/order-state.ts';
+import type { OrderRecord, SkuRecord } from './domain/types.ts';
+import { prefixEnd, type Store } from './store/contract.ts';
+
+/** The layout this code reads and writes; a store holding another is refused at start. */
+export const layoutVersion = 2;
+
+const sep = '\u0000';
+/** Millisecond timestamps are zero-padded so they sort as numbers. */
+const timestampDigits = 15;
+/** Per-SKU order sequence numbers in base 36, padded so they sort as numbers (36^8 ≈ 2.8e12). */
+const seqDigits = 8;
+/** Characters of an idempotency id: 22 base64url characters carry 132 bits of SHA-256. */
+const idempotencyIdChars = 22;
+
+function ms(value: number): string {
+  return String(value).padStart(timestampDigits, '0');
+}
+
+function seqPart(seq: number): string {
+  return seq.toString(36).padStart(seqDigits, '0');
+}
+
+export const keys = {
+  layout: 'layout',
+
+  skuPrefix: 'sku/',
+  sku: (sku: string) => `sku/${sku}`,
+
+  catalogPrefix: 'catalog/',
+  catalog: (sku: Pick<SkuRecord, 'product' | 'size' | 'color' | 'sku'>) =>
+    `catalog/${sku.product}${sep}${sku.size}${sep}${sku.color}${sep}${sku.sku}`,
+  /** A prefix over the catalog index for the leading attributes given (product, size, color). */
+  catalogQuery: (parts: readonly string[]) => `catalog/${parts.map((part) => part + sep).join('')}`,
+
+  orderPrefix: 'order/',
+  order: (id: string) => `order/${id}`,
+
+  skuOrdersRoot: 'sku-orders/',
+  skuOrdersPrefix: (sku: string) => `sku-orders/${sku}${sep}`,
+  skuOrder: (sku: string, seq: number) => `sku-orders/${sku}${sep}${seqPart(seq)}`,
+
+  userOrdersRoot: 'user-orders/',
+  userOrdersPrefix: (userId: string) => `user-orders/${userId}${sep}`,
+  userSkuOrdersPrefix: (userId: string, sku: string) => `user-orders/${userId}${sep}${sku}${sep}`,
+  userOrder: (userId: string, sku: string, seq: number) => `user-orders/${userId}${sep}${sku}${sep}${seqPart(seq)}`,
+
+  idempotency: (idempotencyId: string) => `idem/${idempotencyId}`,
+  idempotencyExpiryPrefix: 'idem-expiry/',
+  idempotencyExpiry: (expiresAtMs: number, idempotencyId: string) =>
+    `idem-expiry/${ms(expiresAtMs)}${sep}${idempotencyId}`,
+  /** First key after every idempotency expiry entry due at or before `nowMs`. */
+  idempotencyExpiryDueEnd: (nowMs: number) => `idem-expiry/${ms(nowMs + 1)}`,
+
+  adjustment: (sku: string, id: string) => `adjustment/${sku}${sep}${id}`,
+
+  sweepPrefix: 'sweep/',
+  sweep: (sku: string) => `sweep/${sku}`,
+} as const;
+
+/** The value of the `layout` key. */
+export interface LayoutRecord {
+  version: number;
+}
+
+/** A `sku-orders/` entry: enough for the expiry sweep to know when the order lapses without reading it. */
+export interface SkuOrderEntry {
+  id: string;
+  createdAtMs: number;
+  expiresAtMs: number;
+}
+
+/** A `user-orders/` entry: the order, and the units of it that count against the user's limit now. */
+export interface UserOrderEntry {
+  id: string;
+  units: number;
+}
+
+/** What an idempotency key records for a mutation other than a reservation: the answer to replay. */
+export interface IdempotencyRecord {
+  /** Hash of what the request asked for; a different one under the same key is 422. */
+  fingerprint: string;
+  status: number;
+  /** The resource the answer carried, as it was then; its version is this record's own. */
+  result: { kind: 'order'; order: OrderRecord } | { kind: 'sku'; sku: SkuRecord };
+  expiresAtMs: number;
+}
+
+/** The audit entry of one stock adjustment. */
+export interface AdjustmentRecord {
+  delta: number;
+  reason: string;
+  atMs: number;
+}
+
+/**
+ * The id an idempotency key stands for: a reservation's order id, or the key of
+ * another mutation's record. Scoped to the caller, so two API keys never share one.
+ */
+export function idempotencyId(scope: string, key: string): string {
+  return createHash('sha256').update(scope).update(sep).update(key).digest('base64url').slice(0, idempotencyIdChars);
+}
+
+/** The NUL-separated parts of a key after its root, e.g. a catalog entry's (product, size, color, sku). */
+export function keyParts(key: string, root: string): string[] {
+  return key.slice(root.length).split(sep);
+}
+
+/** The sequence number at the end of a `sku-orders/` or `user-orders/` key. */
+export function seqOfKey(key: string): number {
+  return Number.parseInt(key.slice(key.lastIndexOf(sep) + 1), 36);
+}
+
+/** The part of an idempotency expiry entry after its timestamp: the idempotency id. */
+export function idempotencyIdOfExpiry(key: string): string {
+  return key.slice(key.indexOf(sep) + 1);
+}
+
+export interface KeyValue {
+  key: string;
+  value: unknown;
+}
+
+/** The index entries an order implies in its current state; the checker compares them with the store. */
+export function orderIndexEntries(order: OrderRecord): [KeyValue, KeyValue] {
+  const bySku: SkuOrderEntry = { id: order.id, createdAtMs: order.createdAtMs, expiresAtMs: order.expiresAtMs };
+  const byUser: UserOrderEntry = { id: order.id, units: holdsUnits(order.state) ? order.qty : 0 };
+  return [
+    { key: keys.skuOrder(order.sku, order.seq), value: bySku },
+    { key: keys.userOrder(order.userId, order.sku, order.seq), value: byUser },
+  ];
+}
+
+/** Where writes go: a batch's working set, an import chunk. */
+export interface KeyWriter {
+  put(key: string, value: unknown): void;
+  delete(key: string): void;
+}
+
+/** A new order: the order and both of its index entries. */
+export function writeNewOrder(writer: KeyWriter, order: OrderRecord): void {
+  writer.put(keys.order(order.id), order);
+  for (const entry of orderIndexEntries(order)) writer.put(entry.key, entry.value);
+}
+
+/** A changed order; its user entry only when the units it holds changed (the SKU entry never changes). */
+export function writeOrderChange(writer: KeyWriter, before: OrderRecord, after: OrderRecord): void {
+  writer.put(keys.order(after.id), after);
+  const [, byUser] = orderIndexEntries(after);
+  if (holdsUnits(before.state) !== holdsUnits(after.state)) writer.put(byUser.key, byUser.value);
+}
+
+/** A SKU record, and its catalog index entry when it is new or its attributes moved. */
+export function writeSku(writer: KeyWriter, before: SkuRecord | undefined, after: SkuRecord): void {
+  writer.put(keys.sku(after.sku), after);
+  const catalogKey = keys.catalog(after);
+  const previousKey = before && keys.catalog(before);
+  if (previousKey === catalogKey) return;
+  if (previousKey !== undefined) writer.delete(previousKey);
+  writer.put(catalogKey, '');
+}
+
+/** A mutation's recorded answer and its expiry entry, replacing the entry of a lapsed earlier record. */
+export function writeIdempotency(
+  writer: KeyWriter,
+  id: string,
+  record: IdempotencyRecord,
+  previous: IdempotencyRecord | undefined,
+): void {
+  if (previous !== undefined) writer.delete(keys.idempotencyExpiry(previous.expiresAtMs, id));
+  writer.put(keys.idempotency(id), record);
+  writer.put(keys.idempotencyExpiry(record.expiresAtMs, id), '');
+}
+
+export function writeAdjustment(writer: KeyWriter, sku: string, id: string, record: AdjustmentRecord): void {
+  writer.put(keys.adjustment(sku, id), record);
+}
+
+/**
+ * Most writes and version checks one operation adds to a batch, beyond the
+ * SKU record (checked, and written once by the batch). What the functions
+ * above write, counted; `test/layout` proves each against what a decision
+ * actually writes.
+ */
+export const operationCosts = {
+  /** The order and its two index entries; the check that the order id is new. */
+  reserve: { writes: 3, checks: 1 },
+  /** The order and its user entry; the order's version when it was read before the batch. */
+  transition: { writes: 2, checks: 1 },
+  /** The audit entry. */
+  adjust: { writes: 1, checks: 0 },
+  /** The catalog index entry moved: one delete, one put. */
+  upsert: { writes: 2, checks: 0 },
+  /** An idempotency record, its expiry entry and a lapsed predecessor's expiry entry; the record's version. */
+  idempotency: { writes: 3, checks: 1 },
+  /** The SKU record, once per batch. */
+  skuRecord: { writes: 1, checks: 1 },
+} as const;
+
+/** The store holds another layout (or not a hotstock store): refused, never misread. */
+export class LayoutMismatch extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LayoutMismatch';
+  }
+}
+
+const noUpgradeAdvice =
+  'hotstock does not convert layouts in place: keep running the release that wrote this data, or start this one on an empty --data-dir (or another --etcd-prefix)';
+
+/**
+ * Checks that `store` holds this layout. An empty store gets the layout
+ * marker when `create` is set (a service starting, an import beginning);
+ * any other content without the marker is an earlier layout.
+ */
+export async function ensureLayout(store: Store, options: { create: boolean }): Promise<'ready' | 'empty'> {
+  const marker = await store.get<LayoutRecord>(keys.layout);
+  if (marker !== undefined) {
+    const version = (marker.value as Partial<LayoutRecord> | null)?.version;
+    if (version === layoutVersion) return 'ready';
+    throw new LayoutMismatch(
+      `this store holds data layout ${JSON.stringify(version)}; this hotstock reads layout ${layoutVersion}. ${noUpgradeAdvice}`,
+    );
+  }
+  const [first] = await store.range({ start: '', end: prefixEnd(''), limit: 1 });
+  if (first !== undefined) {
+    throw new LayoutMismatch(
+      `this store holds data without a layout marker (its first key is ${JSON.stringify(first.key)}): it was written by an earlier hotstock, with data layout 1; this hotstock reads layout ${layoutVersion}. ${noUpgradeAdvice}`,
+    );
+  }
+  if (!options.create) return 'empty';
+  const record: LayoutRecord = { version: layoutVersion };
+  const result = await store.commit(
+    [{ key: keys.layout, version: 0 }],
+    [{ type: 'put', key: keys.layout, value: record }],
+  );
+  // Another instance may have marked the empty store at the same moment: then it must hold this layout too.
+  return result.ok ? 'ready' : ensureLayout(store, options);
+}
