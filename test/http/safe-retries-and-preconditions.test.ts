@@ -150,15 +150,15 @@ describe('versioned reads and creations', () => {
     assert.equal(replay.headers.get('location'), location, 'a replayed 201 says the same');
   });
 
-  test('an identical create PUT replays instead of answering 422', {
-    todo: 'the engine decides a repeated create; it answers 422 initial_stock_not_allowed today',
-  }, async () => {
+  test('an identical create PUT replays instead of answering 422; a different one is still refused', async () => {
     const sku = `replayed-create-${Date.now()}`;
     const body = { product: 'p', size: 'M', color: 'red', priceCents: 1, initialStock: 3 };
     assert.equal((await putSku(server.url, sku, body)).status, 201);
     const again = await putSku(server.url, sku, body);
     assert.ok(again.status === 200 || again.status === 201, JSON.stringify(again.body));
-    assert.equal((await getSku(server.url, sku)).total, 3);
+    assert.equal((await getSku(server.url, sku)).total, 3, 'the stock was received once');
+    const other = await putSku(server.url, sku, { ...body, initialStock: 4 });
+    assertProblem(other, 422, 'initial_stock_not_allowed');
   });
 });
 
@@ -188,6 +188,21 @@ describe('cursors', () => {
     for (const secret of [user, sku, 'user-orders', 'idx'])
       assert.ok(!bytes.includes(secret), `the cursor names ${secret}`);
     assert.notEqual(await firstPage(), cursor, 'sealed afresh each time');
+  });
+
+  test('the last page has no nextCursor, whatever the page size', async () => {
+    const query = `/v1/orders?userId=${encodeURIComponent(user)}`;
+    const whole = await api<{ items: OrderView[]; nextCursor: string | null }>(server.url, 'GET', `${query}&limit=4`);
+    assert.equal(whole.body.items.length, 4);
+    assert.equal(whole.body.nextCursor, null, 'exactly a page: no cursor to an empty page');
+    const first = await api<{ nextCursor: string | null }>(server.url, 'GET', `${query}&limit=2`);
+    const second = await api<{ items: OrderView[]; nextCursor: string | null }>(
+      server.url,
+      'GET',
+      `${query}&limit=2&cursor=${first.body.nextCursor}`,
+    );
+    assert.equal(second.body.items.length, 2);
+    assert.equal(second.body.nextCursor, null);
   });
 
   test('work with the same filters and any page size', async () => {
