@@ -11,7 +11,15 @@ import type { OrderView, SkuView } from '../../src/http/views.ts';
 import { adjust, freshSku, getSku, putSku, reserveOk } from '../support/api-helpers.ts';
 import { assertProblem } from '../support/assertions.ts';
 import { rawRequest } from '../support/raw-http.ts';
-import { adminKey, api, clientKey, freshIdempotencyKey, reserve, useTestService } from '../support/service.ts';
+import {
+  adminKey,
+  api,
+  clientKey,
+  freshIdempotencyKey,
+  reserve,
+  startTestService,
+  useTestService,
+} from '../support/service.ts';
 
 const server = useTestService();
 
@@ -203,6 +211,22 @@ describe('cursors', () => {
     );
     assert.equal(second.body.items.length, 2);
     assert.equal(second.body.nextCursor, null);
+  });
+
+  test('another instance with the same API keys takes them; one with another --cursor-secret refuses them', async () => {
+    const cursor = await firstPage();
+    const path = `/v1/orders?userId=${encodeURIComponent(user)}&cursor=${cursor}`;
+    const sameKeys = await startTestService();
+    const otherSecret = await startTestService({ cursorSecret: 'another-secret-of-at-least-32-characters' });
+    try {
+      assert.equal((await api(sameKeys.url, 'GET', path)).status, 200, 'derived from the same API keys');
+      assertProblem(await api(otherSecret.url, 'GET', path), 400, 'invalid_cursor');
+    } finally {
+      for (const other of [sameKeys, otherSecret]) {
+        await other.stop();
+        other.remove();
+      }
+    }
   });
 
   test('work with the same filters and any page size', async () => {
