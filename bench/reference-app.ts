@@ -6,7 +6,7 @@
 // waits for.
 import { parseArgs } from 'node:util';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { idSchema, orderBodySchema } from '../src/http/schemas.ts';
+import { idSchema, reservationSchema as reservationBodySchema } from '../src/http/schemas.ts';
 
 export interface OrderBody {
   sku: string;
@@ -74,7 +74,7 @@ export function referenceApp(): FastifyInstance {
 
 /** POST /v1/orders: hotstock's body schema, and the Idempotency-Key it requires. */
 export const reservationSchema = {
-  body: orderBodySchema,
+  body: reservationBodySchema,
   headers: {
     type: 'object',
     required: ['idempotency-key'],

@@ -1,17 +1,18 @@
 // Flags and their environment twins -> one validated, frozen configuration.
 // Every flag `--some-flag` has the twin `HOTSTOCK_SOME_FLAG`; a flag wins over
-// its twin; a bad value stops the process at start with a message naming the flag.
+// its twin; a bad value stops the process at start with a message naming the
+// flag (or the twin). The flags are one table (serveFlags), see cli/flags.ts.
 import { readFileSync } from 'node:fs';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { createSecureContext } from 'node:tls';
+import { type Command, InvalidArgumentError } from 'commander';
+import { addFlags, endpointList, type Flag, integer, ratio } from './cli/flags.ts';
 import {
-  apiKeyLengthMin,
-  apiKeysMax,
   breakerConsecutiveFailuresDefault,
   breakerFailureRateDefault,
   breakerHalfOpenAfterMsDefault,
   breakerHalfOpenAfterMsMax,
   breakerHalfOpenAfterMsMin,
-  etcdEndpointsMax,
+  cursorSecretLengthMin,
   etcdKeyPrefixBytesMax,
   etcdMaxTxnOpsDefault,
   etcdMaxTxnOpsMax,
@@ -20,6 +21,9 @@ import {
   idempotencyTtlMsDefault,
   idempotencyTtlMsMax,
   idempotencyTtlMsMin,
+  quotaBurstMax,
+  quotaRpsDefault,
+  quotaRpsMax,
   reservationTtlMsDefault,
   reservationTtlMsMax,
   reservationTtlMsMin,
@@ -30,14 +34,26 @@ import {
   sweepIntervalMsDefault,
   sweepIntervalMsMax,
   sweepIntervalMsMin,
+  userAttemptsPerMinuteDefault,
+  userAttemptsPerMinuteMax,
   watchHeartbeatIntervalMsDefault,
   watchHeartbeatIntervalMsMax,
   watchHeartbeatIntervalMsMin,
   watchSubscribersMaxDefault,
   watchSubscribersMaxMax,
 } from './constants.ts';
+import {
+  type Credentials,
+  CredentialsError,
+  isValidKey,
+  type KeySources,
+  keyRule,
+  loadCredentials,
+  type QuotaRate,
+  quotaOf,
+} from './credentials.ts';
 
-export type Role = 'admin' | 'client';
+export { demoKeys, type Role } from './credentials.ts';
 
 export interface EtcdConfig {
   endpoints: readonly string[];
@@ -58,6 +74,12 @@ export interface BreakerConfig {
   halfOpenAfterMs: number;
 }
 
+/** HTTPS: PEM files, read at start and again on SIGHUP. */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+}
+
 export interface ServeConfig {
   store: 'lmdb' | 'etcd';
   dataDir: string;
@@ -66,7 +88,10 @@ export interface ServeConfig {
   breaker: BreakerConfig;
   host: string;
   port: number;
-  apiKeys: ReadonlyMap<string, Role>;
+  /** Where the API keys come from (re-read on SIGHUP) ... */
+  keySources: KeySources;
+  /** ... and what they were at start. */
+  credentials: Credentials;
   reservationTtlMs: number;
   idempotencyTtlMs: number;
   sweepIntervalMs: number;
@@ -80,206 +105,221 @@ export interface ServeConfig {
   watchHeartbeatIntervalMs: number;
   /** GET /v1/watch needs no API key (stock levels are public, e.g. for a storefront's browser EventSource). */
   watchPublic: boolean;
+  /** The quota of an API key whose --keys-file entry names none (rps 0: no quota). */
+  quota: QuotaRate;
+  /** Reservation attempts per user and SKU per minute (0: no bound). */
+  userAttemptsPerMinute: number;
+  tls: TlsConfig | undefined;
+  /** Seals listing cursors; undefined derives the cursor key from the API keys (see http/cursor.ts). */
+  cursorSecret: string | undefined;
 }
 
-/** Keys the demo start uses when none are configured; printed at start, never for production. */
-export const demoKeys = { admin: 'demo-admin-key', client: 'demo-client-key' } as const;
-
-function envName(flag: string): string {
-  return `HOTSTOCK_${flag.toUpperCase().replaceAll('-', '_')}`;
-}
-
-function integer(flag: string, min: number, max: number): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-function ratio(flag: string): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0 || parsed > 1) {
-      throw new InvalidArgumentError(`--${flag} must be a number above 0 and at most 1, got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-/** etcd client URLs: http(s)://host:port, comma-separated. */
-function endpointList(value: string): string[] {
-  const list = value
-    .split(',')
-    .map((endpoint) => endpoint.trim())
-    .filter((endpoint) => endpoint.length > 0);
-  if (list.length === 0 || list.length > etcdEndpointsMax) {
-    throw new InvalidArgumentError(`--etcd-endpoints must list 1 to ${etcdEndpointsMax} URLs, got "${value}"`);
-  }
-  for (const endpoint of list) {
-    let url: URL;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      throw new InvalidArgumentError(`--etcd-endpoints: "${endpoint}" is not a URL like http://127.0.0.1:2379`);
-    }
-    if (!['http:', 'https:'].includes(url.protocol) || url.port === '' || url.pathname !== '/') {
-      throw new InvalidArgumentError(`--etcd-endpoints: "${endpoint}" must be http(s)://host:port`);
-    }
-  }
-  if (new Set(list).size !== list.length) throw new InvalidArgumentError('--etcd-endpoints lists an endpoint twice');
-  return list;
-}
-
-function keyPrefix(value: string): string {
+function keyPrefix(value: string, flag: string): string {
   const bytes = Buffer.byteLength(value);
   if (bytes === 0 || bytes > etcdKeyPrefixBytesMax || !/^[\x21-\x7e]+$/.test(value)) {
     throw new InvalidArgumentError(
-      `--etcd-prefix must be 1 to ${etcdKeyPrefixBytesMax} printable ASCII characters, got "${value}"`,
+      `${flag} must be 1 to ${etcdKeyPrefixBytesMax} printable ASCII characters, got "${value}"`,
     );
   }
   return value;
 }
 
-function keyList(flag: string): (value: string) => string[] {
-  return (value) => {
-    const list = value
-      .split(',')
-      .map((key) => key.trim())
-      .filter((key) => key.length > 0);
-    for (const key of list) {
-      if (key.length < apiKeyLengthMin || !/^[\x21-\x7e]+$/.test(key)) {
-        throw new InvalidArgumentError(
-          `--${flag}: keys must be at least ${apiKeyLengthMin} printable ASCII characters`,
-        );
-      }
-    }
-    return list;
-  };
+function keyList(value: string, flag: string): string[] {
+  const list = value
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key.length > 0);
+  if (!list.every(isValidKey)) throw new InvalidArgumentError(`${flag}: ${keyRule()}`);
+  return list;
 }
 
-function option(flag: string, description: string): Option {
-  return new Option(`--${flag} <value>`, description).env(envName(flag));
+function cursorSecret(value: string, flag: string): string {
+  if (value.length < cursorSecretLengthMin || !/^[\x21-\x7e]+$/.test(value)) {
+    throw new InvalidArgumentError(`${flag} must be at least ${cursorSecretLengthMin} printable ASCII characters`);
+  }
+  return value;
 }
+
+/** Every `serve` flag; each has its environment twin. */
+export const serveFlags: readonly Flag[] = [
+  { name: 'store', arg: 'kind', help: 'storage backend', choices: ['lmdb', 'etcd'], default: 'lmdb' },
+  { name: 'data-dir', arg: 'dir', help: 'directory of the embedded LMDB store', default: './data' },
+  { name: 'host', arg: 'address', help: 'address to listen on', default: '127.0.0.1' },
+  {
+    name: 'port',
+    arg: 'n',
+    help: 'TCP port to listen on (0 = any free port)',
+    parse: integer(0, 65535),
+    default: 8080,
+  },
+  { name: 'admin-keys', arg: 'keys', help: 'comma-separated API keys with the admin role', parse: keyList },
+  { name: 'client-keys', arg: 'keys', help: 'comma-separated API keys with the client role', parse: keyList },
+  {
+    name: 'keys-file',
+    arg: 'file',
+    help: 'JSON {"admin": [...], "client": [...]}, entries a key or {"key", "quotaRps", "quotaBurst"}; re-read on SIGHUP',
+  },
+  {
+    name: 'reservation-ttl-ms',
+    arg: 'ms',
+    help: 'how long an unpaid reservation holds stock',
+    parse: integer(reservationTtlMsMin, reservationTtlMsMax),
+    default: reservationTtlMsDefault,
+  },
+  {
+    name: 'idempotency-ttl-ms',
+    arg: 'ms',
+    help: 'how long an Idempotency-Key answer is kept for replay',
+    parse: integer(idempotencyTtlMsMin, idempotencyTtlMsMax),
+    default: idempotencyTtlMsDefault,
+  },
+  {
+    name: 'sweep-interval-ms',
+    arg: 'ms',
+    help: 'how often lapsed reservations and idempotency records are swept',
+    parse: integer(sweepIntervalMsMin, sweepIntervalMsMax),
+    default: sweepIntervalMsDefault,
+  },
+  {
+    name: 'shutdown-grace-ms',
+    arg: 'ms',
+    help: 'time in-flight work gets on SIGTERM before the store closes',
+    parse: integer(0, 600_000),
+    default: shutdownGraceMsDefault,
+  },
+  {
+    name: 'shed-queue-wait-ms',
+    arg: 'ms',
+    help: '503 new requests for a SKU once its oldest waiting one has waited this long (0 = never)',
+    parse: integer(0, shedThresholdMsMax),
+    default: shedQueueWaitMsDefault,
+  },
+  {
+    name: 'shed-event-loop-lag-ms',
+    arg: 'ms',
+    help: '503 mutations while the median event-loop lag is above this (0 = never)',
+    parse: integer(0, shedThresholdMsMax),
+    default: shedEventLoopLagMsDefault,
+  },
+  {
+    name: 'log-level',
+    arg: 'level',
+    help: 'pino log level',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+  },
+  {
+    name: 'etcd-endpoints',
+    arg: 'urls',
+    help: 'etcd client URLs, comma-separated (with --store etcd)',
+    parse: endpointList,
+  },
+  {
+    name: 'etcd-prefix',
+    arg: 'prefix',
+    help: 'namespace of every hotstock key in etcd, so deployments can share a cluster',
+    parse: keyPrefix,
+    default: 'hotstock/',
+  },
+  {
+    name: 'etcd-expect-members',
+    arg: 'n',
+    help: 'refuse to start unless the etcd cluster has exactly this many members',
+    parse: integer(1, 99),
+  },
+  {
+    name: 'etcd-max-txn-ops',
+    arg: 'n',
+    help: "the cluster's --max-txn-ops (ops per transaction)",
+    parse: integer(etcdMaxTxnOpsMin, etcdMaxTxnOpsMax),
+    default: etcdMaxTxnOpsDefault,
+  },
+  {
+    name: 'etcd-quota-bytes',
+    arg: 'bytes',
+    help: "the cluster's --quota-backend-bytes, to report DB size against",
+    parse: integer(1024 * 1024, 64 * 1024 * 1024 * 1024),
+    default: etcdQuotaBytesDefault,
+  },
+  { name: 'etcd-ca', arg: 'file', help: 'CA certificate (PEM) for TLS to etcd' },
+  { name: 'etcd-cert', arg: 'file', help: 'client certificate (PEM) for TLS to etcd' },
+  { name: 'etcd-key', arg: 'file', help: 'client private key (PEM) for TLS to etcd' },
+  {
+    name: 'breaker-failures',
+    arg: 'n',
+    help: 'consecutive failed etcd calls that open the circuit breaker',
+    parse: integer(1, 1_000),
+    default: breakerConsecutiveFailuresDefault,
+  },
+  {
+    name: 'breaker-failure-rate',
+    arg: 'ratio',
+    help: 'share of failed etcd calls over 10 s that opens the circuit breaker',
+    parse: ratio,
+    default: breakerFailureRateDefault,
+  },
+  {
+    name: 'breaker-half-open-ms',
+    arg: 'ms',
+    help: 'how long the open breaker waits before letting one probe through',
+    parse: integer(breakerHalfOpenAfterMsMin, breakerHalfOpenAfterMsMax),
+    default: breakerHalfOpenAfterMsDefault,
+  },
+  {
+    name: 'watch-subscribers-max',
+    arg: 'n',
+    help: 'stock watchers (SSE streams) allowed at once; each holds a file descriptor',
+    parse: integer(1, watchSubscribersMaxMax),
+    default: watchSubscribersMaxDefault,
+  },
+  {
+    name: 'watch-heartbeat-interval-ms',
+    arg: 'ms',
+    help: 'how often every stock watcher gets an SSE heartbeat comment',
+    parse: integer(watchHeartbeatIntervalMsMin, watchHeartbeatIntervalMsMax),
+    default: watchHeartbeatIntervalMsDefault,
+  },
+  { name: 'watch-public', help: 'serve GET /v1/watch without an API key (stock levels become public)' },
+  { name: 'demo', help: 'seed a demo catalog into an empty store and use demo keys if none are set' },
+  {
+    name: 'quota-rps',
+    arg: 'n',
+    help: 'requests a second each API key may sustain (0 = no quota); per-key values in --keys-file',
+    parse: integer(0, quotaRpsMax),
+    default: quotaRpsDefault,
+  },
+  {
+    name: 'quota-burst',
+    arg: 'n',
+    help: 'requests an API key may send at once above its rate (0 = one second of --quota-rps)',
+    parse: integer(0, quotaBurstMax),
+    default: 0,
+  },
+  {
+    name: 'user-attempts-per-minute',
+    arg: 'n',
+    help: 'reservation attempts one user may make on one SKU per minute (0 = no bound)',
+    parse: integer(0, userAttemptsPerMinuteMax),
+    default: userAttemptsPerMinuteDefault,
+  },
+  { name: 'tls-cert', arg: 'file', help: 'serve HTTPS with this certificate chain (PEM); re-read on SIGHUP' },
+  { name: 'tls-key', arg: 'file', help: 'the private key (PEM) of --tls-cert; re-read on SIGHUP' },
+  {
+    name: 'cursor-secret',
+    arg: 'secret',
+    help: `key material (>= ${cursorSecretLengthMin} characters) that seals listing cursors; share it between instances`,
+    parse: cursorSecret,
+    defaultHelp: 'derived from the API keys',
+  },
+  { name: 'cpu-prof', arg: 'dir', help: 'write a V8 CPU profile of the run to this directory at shutdown' },
+];
 
 /** Adds every `serve` flag, each with its environment twin. */
 export function addServeOptions(command: Command): Command {
-  return command
-    .addOption(option('store', 'storage backend').choices(['lmdb', 'etcd']).default('lmdb'))
-    .addOption(option('data-dir', 'directory of the embedded LMDB store').default('./data'))
-    .addOption(option('host', 'address to listen on').default('127.0.0.1'))
-    .addOption(
-      option('port', 'TCP port to listen on (0 = any free port)')
-        .argParser(integer('port', 0, 65535))
-        .default(8080),
-    )
-    .addOption(option('admin-keys', 'comma-separated API keys with the admin role').argParser(keyList('admin-keys')))
-    .addOption(option('client-keys', 'comma-separated API keys with the client role').argParser(keyList('client-keys')))
-    .addOption(option('keys-file', 'JSON file {"admin": [keys], "client": [keys]} read at start'))
-    .addOption(
-      option('reservation-ttl-ms', 'how long an unpaid reservation holds stock')
-        .argParser(integer('reservation-ttl-ms', reservationTtlMsMin, reservationTtlMsMax))
-        .default(reservationTtlMsDefault),
-    )
-    .addOption(
-      option('idempotency-ttl-ms', 'how long an Idempotency-Key answer is kept for replay')
-        .argParser(integer('idempotency-ttl-ms', idempotencyTtlMsMin, idempotencyTtlMsMax))
-        .default(idempotencyTtlMsDefault),
-    )
-    .addOption(
-      option('sweep-interval-ms', 'how often lapsed reservations and idempotency records are swept')
-        .argParser(integer('sweep-interval-ms', sweepIntervalMsMin, sweepIntervalMsMax))
-        .default(sweepIntervalMsDefault),
-    )
-    .addOption(
-      option('shutdown-grace-ms', 'time in-flight work gets on SIGTERM before the store closes')
-        .argParser(integer('shutdown-grace-ms', 0, 600_000))
-        .default(shutdownGraceMsDefault),
-    )
-    .addOption(
-      option(
-        'shed-queue-wait-ms',
-        '503 new requests for a SKU once its oldest waiting one has waited this long (0 = never)',
-      )
-        .argParser(integer('shed-queue-wait-ms', 0, shedThresholdMsMax))
-        .default(shedQueueWaitMsDefault),
-    )
-    .addOption(
-      option('shed-event-loop-lag-ms', '503 mutations while the median event-loop lag is above this (0 = never)')
-        .argParser(integer('shed-event-loop-lag-ms', 0, shedThresholdMsMax))
-        .default(shedEventLoopLagMsDefault),
-    )
-    .addOption(
-      option('log-level', 'pino log level')
-        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-        .default('info'),
-    )
-    .addOption(
-      option('etcd-endpoints', 'etcd client URLs, comma-separated (with --store etcd)').argParser(endpointList),
-    )
-    .addOption(
-      option('etcd-prefix', 'namespace of every hotstock key in etcd, so deployments can share a cluster')
-        .argParser(keyPrefix)
-        .default('hotstock/'),
-    )
-    .addOption(
-      option('etcd-expect-members', 'refuse to start unless the etcd cluster has exactly this many members').argParser(
-        integer('etcd-expect-members', 1, 99),
-      ),
-    )
-    .addOption(
-      option('etcd-max-txn-ops', "the cluster's --max-txn-ops (ops per transaction)")
-        .argParser(integer('etcd-max-txn-ops', etcdMaxTxnOpsMin, etcdMaxTxnOpsMax))
-        .default(etcdMaxTxnOpsDefault),
-    )
-    .addOption(
-      option('etcd-quota-bytes', "the cluster's --quota-backend-bytes, to report DB size against")
-        .argParser(integer('etcd-quota-bytes', 1024 * 1024, 64 * 1024 * 1024 * 1024))
-        .default(etcdQuotaBytesDefault),
-    )
-    .addOption(option('etcd-ca', 'CA certificate (PEM) for TLS to etcd'))
-    .addOption(option('etcd-cert', 'client certificate (PEM) for TLS to etcd'))
-    .addOption(option('etcd-key', 'client private key (PEM) for TLS to etcd'))
-    .addOption(
-      option('breaker-failures', 'consecutive failed etcd calls that open the circuit breaker')
-        .argParser(integer('breaker-failures', 1, 1_000))
-        .default(breakerConsecutiveFailuresDefault),
-    )
-    .addOption(
-      option('breaker-failure-rate', 'share of failed etcd calls over 10 s that opens the circuit breaker')
-        .argParser(ratio('breaker-failure-rate'))
-        .default(breakerFailureRateDefault),
-    )
-    .addOption(
-      option('breaker-half-open-ms', 'how long the open breaker waits before letting one probe through')
-        .argParser(integer('breaker-half-open-ms', breakerHalfOpenAfterMsMin, breakerHalfOpenAfterMsMax))
-        .default(breakerHalfOpenAfterMsDefault),
-    )
-    .addOption(
-      option('watch-subscribers-max', 'stock watchers (SSE streams) allowed at once; each holds a file descriptor')
-        .argParser(integer('watch-subscribers-max', 1, watchSubscribersMaxMax))
-        .default(watchSubscribersMaxDefault),
-    )
-    .addOption(
-      option('watch-heartbeat-interval-ms', 'how often every stock watcher gets an SSE heartbeat comment')
-        .argParser(integer('watch-heartbeat-interval-ms', watchHeartbeatIntervalMsMin, watchHeartbeatIntervalMsMax))
-        .default(watchHeartbeatIntervalMsDefault),
-    )
-    .addOption(
-      new Option('--watch-public', 'serve GET /v1/watch without an API key (stock levels become public)').env(
-        'HOTSTOCK_WATCH_PUBLIC',
-      ),
-    )
-    .addOption(
-      new Option('--demo', 'seed a demo catalog into an empty store and use demo keys if none are set').env(
-        'HOTSTOCK_DEMO',
-      ),
-    );
+  return addFlags(command, serveFlags);
 }
 
-interface RawServeOptions {
+export interface RawServeOptions {
   store: 'lmdb' | 'etcd';
   dataDir: string;
   host: string;
@@ -309,44 +349,54 @@ interface RawServeOptions {
   watchSubscribersMax?: number;
   watchHeartbeatIntervalMs?: number;
   watchPublic?: boolean;
+  quotaRps?: number;
+  quotaBurst?: number;
+  userAttemptsPerMinute?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  cursorSecret?: string;
+  cpuProf?: string;
 }
 
-function keysFromFile(path: string): { admin: string[]; client: string[] } {
-  let parsed: unknown;
+/** A refused key source is a refused flag: the same message, as commander reports it. */
+function asArgumentError<T>(load: () => T): T {
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    return load();
   } catch (error) {
-    throw new InvalidArgumentError(`--keys-file ${path}: ${(error as Error).message}`);
+    if (error instanceof CredentialsError) throw new InvalidArgumentError(error.message);
+    throw error;
   }
-  const file = parsed as { admin?: unknown; client?: unknown };
-  const list = (role: 'admin' | 'client') => {
-    const value = file[role] ?? [];
-    if (!Array.isArray(value) || !value.every((key) => typeof key === 'string')) {
-      throw new InvalidArgumentError(`--keys-file ${path}: "${role}" must be an array of strings`);
-    }
-    return keyList('keys-file')(value.join(','));
-  };
-  return { admin: list('admin'), client: list('client') };
 }
 
-function apiKeys(raw: RawServeOptions): Map<string, Role> {
-  const fromFile = raw.keysFile ? keysFromFile(raw.keysFile) : { admin: [], client: [] };
-  const admin = [...(raw.adminKeys ?? []), ...fromFile.admin];
-  const client = [...(raw.clientKeys ?? []), ...fromFile.client];
-  if (admin.length === 0 && client.length === 0 && raw.demo) {
-    admin.push(demoKeys.admin);
-    client.push(demoKeys.client);
+function keySources(raw: RawServeOptions): KeySources {
+  return {
+    adminKeys: raw.adminKeys ?? [],
+    clientKeys: raw.clientKeys ?? [],
+    keysFile: raw.keysFile,
+    demo: raw.demo ?? false,
+    quota: asArgumentError(() => quotaOf(raw.quotaRps ?? quotaRpsDefault, raw.quotaBurst ?? 0)),
+  };
+}
+
+function tlsConfig(raw: RawServeOptions): TlsConfig | undefined {
+  if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) {
+    throw new InvalidArgumentError('--tls-cert and --tls-key go together');
   }
-  if (admin.length === 0 && client.length === 0) {
-    throw new InvalidArgumentError(
-      'no API keys: set --admin-keys / --client-keys or --keys-file (or --demo for demo keys)',
-    );
+  if (raw.tlsCert === undefined || raw.tlsKey === undefined) return undefined;
+  const tls = { certFile: readable('tls-cert', raw.tlsCert), keyFile: readable('tls-key', raw.tlsKey) };
+  try {
+    tlsFiles(tls);
+  } catch (error) {
+    throw new InvalidArgumentError(`--tls-cert / --tls-key: ${(error as Error).message}`);
   }
-  const keys = new Map<string, Role>();
-  for (const key of client) keys.set(key, 'client');
-  for (const key of admin) keys.set(key, 'admin');
-  if (keys.size > apiKeysMax) throw new InvalidArgumentError(`at most ${apiKeysMax} API keys`);
-  return keys;
+  return tls;
+}
+
+/** The certificate chain and key, checked to be PEM that belong together; read at start and on SIGHUP. */
+export function tlsFiles(tls: TlsConfig): { cert: Buffer; key: Buffer } {
+  const files = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+  createSecureContext(files);
+  return files;
 }
 
 function readable(flag: string, path: string): string {
@@ -397,6 +447,7 @@ function etcdConfig(raw: RawServeOptions): EtcdConfig | undefined {
 }
 
 export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
+  const sources = keySources(raw);
   return Object.freeze({
     store: raw.store,
     dataDir: raw.dataDir,
@@ -408,7 +459,8 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     },
     host: raw.host,
     port: raw.port,
-    apiKeys: apiKeys(raw),
+    keySources: sources,
+    credentials: asArgumentError(() => loadCredentials(sources)),
     reservationTtlMs: raw.reservationTtlMs,
     idempotencyTtlMs: raw.idempotencyTtlMs,
     sweepIntervalMs: raw.sweepIntervalMs,
@@ -420,5 +472,9 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     watchSubscribersMax: raw.watchSubscribersMax ?? watchSubscribersMaxDefault,
     watchHeartbeatIntervalMs: raw.watchHeartbeatIntervalMs ?? watchHeartbeatIntervalMsDefault,
     watchPublic: raw.watchPublic ?? false,
+    quota: sources.quota,
+    userAttemptsPerMinute: raw.userAttemptsPerMinute ?? userAttemptsPerMinuteDefault,
+    tls: tlsConfig(raw),
+    cursorSecret: raw.cursorSecret,
   });
 }

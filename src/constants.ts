@@ -30,6 +30,14 @@ export const httpRequestTimeoutMs = 30_000;
 export const httpKeepAliveTimeoutMs = 72_000;
 /** Items in one `POST /v1/orders:batch`. */
 export const batchRequestItemsMax = 1_000;
+/** An opaque listing cursor, as text (base64url of a sealed position). */
+export const cursorLengthMax = 4_096;
+/**
+ * `?sku=` of the watch, as text: a list of SKU ids must fit the URI bound
+ * with the path, `?sku=` and a `&lastEventId=`, so the documented maximum is
+ * one a client can send.
+ */
+export const watchSkuParamLengthMax = 8_000;
 
 // ---- engine ----------------------------------------------------------------
 
@@ -99,7 +107,7 @@ export const retryAfterSeconds = 1;
 
 // ---- time ------------------------------------------------------------------
 
-/** A reservation holds stock this long unless paid (DESIGN: 15 minutes). */
+/** A reservation holds stock this long unless paid (15 minutes). */
 export const reservationTtlMsDefault = 15 * 60 * 1000;
 export const reservationTtlMsMin = 1_000;
 export const reservationTtlMsMax = 7 * 24 * 60 * 60 * 1000;
@@ -297,10 +305,42 @@ export const metricsStockSkusMax = 50;
 /** API keys shorter than this are refused at start: they could be guessed. */
 export const apiKeyLengthMin = 8;
 export const apiKeysMax = 1_000;
+/** A --keys-file larger than this is refused: it holds at most apiKeysMax short entries. */
+export const keysFileBytesMax = 1024 * 1024;
+/** --cursor-secret: at least this many characters, so the cursor key cannot be guessed. */
+export const cursorSecretLengthMin = 32;
 
+// ---- quotas ----------------------------------------------------------------
+
+/** --quota-rps: requests a second one API key may sustain (0, the default, means no quota). */
+export const quotaRpsDefault = 0;
+export const quotaRpsMax = 1_000_000;
+/** --quota-burst: requests one API key may send at once on top of its rate (0: one second's worth). */
+export const quotaBurstMax = 10_000_000;
+/**
+ * --user-attempts-per-minute: reservation attempts one user may make on one
+ * SKU in a minute, refilled evenly (one a second). No person clicks "buy"
+ * once a second for a minute; a script does.
+ */
+export const userAttemptsPerMinuteDefault = 60;
+export const userAttemptsPerMinuteMax = 60_000;
+/**
+ * (user, SKU) buckets kept at once. A bucket untouched for a minute is full
+ * again and no different from a fresh one; past this bound the least recently
+ * used bucket is dropped. About 150 bytes each: ~30 MiB at the bound.
+ */
+export const userAttemptBucketsMax = 200_000;
+
+assert.ok(
+  '/v1/watch?sku='.length + watchSkuParamLengthMax + '&lastEventId='.length + watchEventIdDigitsMax <=
+    requestUriBytesMax,
+  'a watch list of the documented maximum length fits the URI bound',
+);
+assert.ok(cursorLengthMax < requestUriBytesMax, 'a cursor fits the URI bound');
+assert.ok(userAttemptsPerMinuteDefault <= userAttemptsPerMinuteMax);
 assert.ok(batchOpsMax <= skuQueueDepthMax, 'a batch is taken from one queue');
 assert.ok(pipelineBatchesMax >= 2, 'a batch can be decided while the one ahead commits');
-assert.ok(skuQueueDepthMax >= 4_096, 'DESIGN: a SKU queue holds at least 4096 waiting requests');
+assert.ok(skuQueueDepthMax >= 4_096, 'the API promises a SKU queue holds at least 4096 waiting requests');
 assert.ok(skuQueueDepthMax <= engineQueueDepthMax, 'one SKU cannot exceed the engine bound');
 assert.ok(batchRequestItemsMax <= engineQueueDepthMax, 'a full batch request must be admissible');
 assert.ok(

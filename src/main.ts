@@ -1,19 +1,4 @@
-// hotstock command line: serve | check | bench | migrate.
-import { Command } from 'commander';
-import { benchCommand } from './cli/bench.ts';
-import { checkCommand } from './cli/check.ts';
-import { migrateCommand } from './cli/migrate.ts';
-import { serveCommand } from './cli/serve.ts';
+// hotstock command line: serve | check | bench | migrate (see cli/program.ts).
+import { buildProgram } from './cli/program.ts';
 
-const program = new Command()
-  .name('hotstock')
-  .description('Flash-sale inventory and order service')
-  .showHelpAfterError('(add --help for usage)')
-  .configureHelp({ showGlobalOptions: true });
-
-serveCommand(program);
-checkCommand(program);
-benchCommand(program);
-migrateCommand(program);
-
-await program.parseAsync(process.argv);
+await buildProgram().parseAsync(process.argv);

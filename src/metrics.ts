@@ -114,6 +114,12 @@ export class Metrics {
     'Requests answered 503 overloaded before any work: event_loop_lag (the process is behind) or queue (a SKU queue is full or too slow)',
     ['reason'] as const,
   );
+  readonly rateLimited = counter(
+    this.registry,
+    'hotstock_requests_rate_limited_total',
+    'Requests answered 429 rate_limited before any work: client_quota (the API key) or user_attempts (a user on a SKU)',
+    ['reason'] as const,
+  );
 
   // ---- engine ----
   readonly reservations = counter(

@@ -8,12 +8,13 @@ import type { ServeConfig } from './config.ts';
 import { lmdbMapSizeBytesDefault } from './constants.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
-import { ApiKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
+import { Quotas } from './http/quota.ts';
 import { buildServer } from './http/server.ts';
 import { ensureLayout } from './layout.ts';
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
+import { Secrets } from './secrets.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
 import type { Store } from './store/contract.ts';
 import { CountingStore } from './store/counting-store.ts';
@@ -34,6 +35,8 @@ export interface Service {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
   seededSkus: number;
+  /** SIGHUP: re-read the keys file and the TLS certificate (see secrets.ts). */
+  reload(): void;
   close(): Promise<void>;
 }
 
@@ -151,10 +154,18 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   metrics.followShedder(() => shedder.shedding);
   let ready = false;
   let closingStarted = false;
+  const secrets = new Secrets(config, log);
+  const quotas = new Quotas({
+    userAttemptsPerMinute: config.userAttemptsPerMinute,
+    onRefused: (reason) => metrics.rateLimited.inc({ reason }),
+  });
   const app = await buildServer({
     engine,
     metrics,
-    apiKeys: new ApiKeys(config.apiKeys),
+    apiKeys: secrets.apiKeys,
+    quotas,
+    cursors: secrets.cursors,
+    tls: secrets.tls,
     watch,
     watchPublic: config.watchPublic,
     isReady: () => ready,
@@ -214,5 +225,6 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     })();
     return closing;
   };
-  return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, close };
+  const reload = () => secrets.reload(config.tls ? (app.server as import('node:https').Server) : undefined);
+  return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, reload, close };
 }

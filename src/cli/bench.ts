@@ -5,21 +5,13 @@
 // --admin-key if it does not exist.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
+import { exitCodes } from './exit-codes.ts';
+import { addFlags, type Flag, integer } from './flags.ts';
 
 const suiteScript = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
 /** Stock given to a SKU the bench creates: enough never to sell out during a run. */
 const benchSkuStock = 1_000_000_000;
-
-function integerFrom(min: number, flag: string): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed) || parsed < min) {
-      throw new InvalidArgumentError(`--${flag} must be an integer >= ${min}, got "${value}"`);
-    }
-    return parsed;
-  };
-}
 
 interface BenchOptions {
   url?: string;
@@ -34,51 +26,34 @@ interface BenchOptions {
   only?: string;
 }
 
+/** Every `bench` flag; the twins are HOTSTOCK_BENCH_<FLAG>, apart from the service's own. */
+const benchFlags: readonly Flag[] = [
+  { name: 'url', arg: 'url', help: 'a running hotstock server (omit to run the whole suite)' },
+  { name: 'client-key', arg: 'key', help: 'client API key for --url' },
+  { name: 'admin-key', arg: 'key', help: 'admin API key, to create the SKU if missing' },
+  { name: 'sku', arg: 'id', help: 'SKU to reserve on', default: 'bench-hot' },
+  { name: 'duration-s', arg: 'n', help: 'seconds per run', parse: integer(1, 86_400), default: 10 },
+  { name: 'connections', arg: 'n', help: 'closed-loop connections', parse: integer(1, 65_536), default: 64 },
+  { name: 'rate', arg: 'n', help: 'also run a fixed-rate open-loop test at n req/s', parse: integer(1, 1_000_000) },
+  { name: 'load-cpu', arg: 'n', help: 'CPU to pin the load generator to', parse: integer(0, 4_096), default: 0 },
+  { name: 'smoke', help: 'suite only: a few seconds per scenario' },
+  { name: 'only', arg: 'names', help: 'suite only: comma-separated parts of scenario names' },
+];
+
 export function benchCommand(program: Command): void {
-  program
-    .command('bench')
-    .description('run the benchmark suite, or load a running server with --url')
-    .addOption(
-      new Option('--url <url>', 'a running hotstock server (omit to run the whole suite)').env('HOTSTOCK_BENCH_URL'),
-    )
-    .addOption(new Option('--client-key <key>', 'client API key for --url').env('HOTSTOCK_BENCH_CLIENT_KEY'))
-    .addOption(
-      new Option('--admin-key <key>', 'admin API key, to create the SKU if missing').env('HOTSTOCK_BENCH_ADMIN_KEY'),
-    )
-    .addOption(new Option('--sku <id>', 'SKU to reserve on').default('bench-hot').env('HOTSTOCK_BENCH_SKU'))
-    .addOption(
-      new Option('--duration-s <n>', 'seconds per run')
-        .argParser(integerFrom(1, 'duration-s'))
-        .default(10)
-        .env('HOTSTOCK_BENCH_DURATION_S'),
-    )
-    .addOption(
-      new Option('--connections <n>', 'closed-loop connections')
-        .argParser(integerFrom(1, 'connections'))
-        .default(64)
-        .env('HOTSTOCK_BENCH_CONNECTIONS'),
-    )
-    .addOption(
-      new Option('--rate <n>', 'also run a fixed-rate open-loop test at n req/s')
-        .argParser(integerFrom(1, 'rate'))
-        .env('HOTSTOCK_BENCH_RATE'),
-    )
-    .addOption(
-      new Option('--load-cpu <n>', 'CPU to pin the load generator to')
-        .argParser(integerFrom(0, 'load-cpu'))
-        .default(0)
-        .env('HOTSTOCK_BENCH_LOAD_CPU'),
-    )
-    .option('--smoke', 'suite only: a few seconds per scenario')
-    .option('--only <names>', 'suite only: comma-separated parts of scenario names')
-    .action(async (options: BenchOptions) => {
-      if (options.url === undefined) {
-        process.exitCode = await runSuite(options);
-        return;
-      }
-      if (options.clientKey === undefined) program.error('error: --url needs --client-key');
-      await benchRunningServer(options as BenchOptions & { url: string; clientKey: string });
-    });
+  addFlags(
+    program.command('bench').description('run the benchmark suite, or load a running server with --url'),
+    benchFlags,
+    'HOTSTOCK_BENCH_',
+  ).action(async (options: BenchOptions) => {
+    if (options.url === undefined) {
+      process.exitCode = await runSuite(options);
+      return;
+    }
+    if (options.clientKey === undefined)
+      program.error('error: --url needs --client-key', { exitCode: exitCodes.usage });
+    await benchRunningServer(options as BenchOptions & { url: string; clientKey: string });
+  });
 }
 
 function runSuite(options: BenchOptions): Promise<number> {

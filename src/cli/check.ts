@@ -1,14 +1,16 @@
 // `hotstock check`: verify every ledger invariant of a store, offline. For the
 // embedded store the service must be stopped; for etcd the instances should be
 // stopped (or idle), so the scan sees one settled ledger.
-import { existsSync } from 'node:fs';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { readdirSync, statSync } from 'node:fs';
+import { type Command, InvalidArgumentError } from 'commander';
 import { checkLedger } from '../check/ledger-check.ts';
 import { etcdMaxTxnOpsDefault } from '../constants.ts';
 import { ensureLayout, LayoutMismatch } from '../layout.ts';
 import type { Store } from '../store/contract.ts';
 import { createEtcdClient, EtcdStore } from '../store/etcd-store.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
+import { exitCodes } from './exit-codes.ts';
+import { addFlags, endpointList, type Flag } from './flags.ts';
 
 /** Violations printed; the count of the rest is printed after them. */
 const violationsPrintedMax = 100;
@@ -16,7 +18,7 @@ const violationsPrintedMax = 100;
 interface CheckOptions {
   store: 'lmdb' | 'etcd';
   dataDir: string;
-  etcdEndpoints?: string;
+  etcdEndpoints?: string[];
   etcdPrefix: string;
   etcdCa?: string;
   etcdCert?: string;
@@ -24,19 +26,40 @@ interface CheckOptions {
   json?: boolean;
 }
 
-function env(flag: string): string {
-  return `HOTSTOCK_${flag.toUpperCase().replaceAll('-', '_')}`;
+const checkFlags: readonly Flag[] = [
+  { name: 'store', arg: 'kind', help: 'storage backend', choices: ['lmdb', 'etcd'], default: 'lmdb' },
+  { name: 'data-dir', arg: 'dir', help: 'directory of the LMDB store', default: './data' },
+  { name: 'etcd-endpoints', arg: 'urls', help: 'etcd client URLs, comma-separated', parse: endpointList },
+  { name: 'etcd-prefix', arg: 'prefix', help: 'namespace of hotstock keys', default: 'hotstock/' },
+  { name: 'etcd-ca', arg: 'file', help: 'CA certificate for TLS to etcd' },
+  { name: 'etcd-cert', arg: 'file', help: 'client certificate for TLS to etcd' },
+  { name: 'etcd-key', arg: 'file', help: 'client key for TLS to etcd' },
+  { name: 'json', help: 'print the report as JSON' },
+];
+
+/** A data directory must exist and hold something; opening anything else would only give a raw store error. */
+function assertStoreDirectory(dataDir: string): void {
+  let entries: string[];
+  try {
+    if (!statSync(dataDir).isDirectory()) throw new InvalidArgumentError(`--data-dir ${dataDir} is not a directory`);
+    entries = readdirSync(dataDir);
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new InvalidArgumentError(
+      code === 'ENOENT' ? `--data-dir ${dataDir} does not exist` : `--data-dir ${dataDir}: ${(error as Error).message}`,
+    );
+  }
+  if (entries.length === 0)
+    throw new InvalidArgumentError(`--data-dir ${dataDir} is empty: there is no store to check`);
 }
 
 function openStore(options: CheckOptions): Store {
   if (options.store === 'lmdb') {
-    if (!existsSync(options.dataDir)) throw new InvalidArgumentError(`--data-dir ${options.dataDir} does not exist`);
+    assertStoreDirectory(options.dataDir);
     return new LmdbStore({ dataDir: options.dataDir, readOnly: true });
   }
-  const endpoints = (options.etcdEndpoints ?? '')
-    .split(',')
-    .map((endpoint) => endpoint.trim())
-    .filter((endpoint) => endpoint.length > 0);
+  const endpoints = options.etcdEndpoints ?? [];
   if (endpoints.length === 0) throw new InvalidArgumentError('--store etcd needs --etcd-endpoints');
   const tls = options.etcdCa
     ? { caFile: options.etcdCa, certFile: options.etcdCert, keyFile: options.etcdKey }
@@ -50,27 +73,16 @@ function openStore(options: CheckOptions): Store {
 }
 
 export function checkCommand(program: Command): void {
-  const command = program
-    .command('check')
-    .description('verify the stock ledger of a stopped store; exits 1 on any violation')
-    .addOption(
-      new Option('--store <kind>', 'storage backend').choices(['lmdb', 'etcd']).env(env('store')).default('lmdb'),
-    )
-    .addOption(new Option('--data-dir <dir>', 'directory of the LMDB store').env(env('data-dir')).default('./data'))
-    .addOption(new Option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated').env(env('etcd-endpoints')))
-    .addOption(
-      new Option('--etcd-prefix <prefix>', 'namespace of hotstock keys').env(env('etcd-prefix')).default('hotstock/'),
-    )
-    .addOption(new Option('--etcd-ca <file>', 'CA certificate for TLS to etcd').env(env('etcd-ca')))
-    .addOption(new Option('--etcd-cert <file>', 'client certificate for TLS to etcd').env(env('etcd-cert')))
-    .addOption(new Option('--etcd-key <file>', 'client key for TLS to etcd').env(env('etcd-key')))
-    .addOption(new Option('--json', 'print the report as JSON'));
+  const command = addFlags(
+    program.command('check').description('verify the stock ledger of a stopped store; exits 1 on any violation'),
+    checkFlags,
+  );
   command.action(async (options: CheckOptions) => {
     let store: Store;
     try {
       store = openStore(options);
     } catch (error) {
-      return command.error(`error: ${(error as Error).message}`, { exitCode: 2 });
+      return command.error(`error: ${(error as Error).message}`, { exitCode: exitCodes.usage });
     }
     let report: Awaited<ReturnType<typeof checkLedger>>;
     try {
@@ -94,6 +106,6 @@ export function checkCommand(program: Command): void {
       const hidden = report.violations.length - violationsPrintedMax;
       if (hidden > 0) process.stdout.write(`  ... and ${hidden} more\n`);
     }
-    process.exitCode = report.violations.length === 0 ? 0 : 1;
+    process.exitCode = report.violations.length === 0 ? exitCodes.ok : exitCodes.failed;
   });
 }

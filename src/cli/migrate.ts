@@ -2,11 +2,11 @@
 // directory at one pinned revision, chunk by chunk (resumable after any crash),
 // with a checksum manifest; optionally verify the copy and follow later changes.
 //
-// Exit codes: 0 done (or verified equal); 1 failed, or --verify found a
-// difference; 2 a bad flag or a data directory holding another migration;
-// 3 etcd compacted a revision the migration needs.
+// Exit codes (exit-codes.ts): 0 done (or verified equal); 1 failed, or
+// --verify found a difference; 2 a bad flag or a data directory holding
+// another migration; 3 etcd compacted a revision the migration needs.
 import { join } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
 import {
   migrateChunkKeysDefault,
@@ -28,8 +28,8 @@ import { mapEntries, RecordsDestination } from '../migrate/records-destination.t
 import { CompactedRevisionError, connectEtcd, prefixRangeEnd, readPages } from '../migrate/source.ts';
 import { loadTransform } from '../migrate/transform.ts';
 import { type VerifyReport, verifyRaw, verifyRecords } from '../migrate/verify.ts';
-
-export const migrateExitCodes = { ok: 0, failed: 1, usage: 2, compacted: 3 } as const;
+import { exitCodes as migrateExitCodes } from './exit-codes.ts';
+import { addFlags, endpointList, type Flag, integer } from './flags.ts';
 
 interface MigrateOptions {
   etcdEndpoints: string[];
@@ -47,96 +47,67 @@ interface MigrateOptions {
   reservationTtlMs: number;
 }
 
-function envName(flag: string): string {
-  return `HOTSTOCK_${flag.toUpperCase().replaceAll('-', '_')}`;
-}
-
-function valueOption(flag: string, description: string): Option {
-  return new Option(`--${flag} <value>`, description).env(envName(flag));
-}
-
-function switchOption(flag: string, description: string): Option {
-  return new Option(`--${flag}`, description).env(envName(flag));
-}
-
-function integer(flag: string, min: number, max: number): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-function endpoints(value: string): string[] {
-  const list = value
-    .split(',')
-    .map((endpoint) => endpoint.trim())
-    .filter((endpoint) => endpoint.length > 0);
-  if (list.length === 0) throw new InvalidArgumentError('--etcd-endpoints needs at least one URL');
-  for (const endpoint of list) {
-    let url: URL;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      throw new InvalidArgumentError(`--etcd-endpoints: "${endpoint}" is not a URL (e.g. http://127.0.0.1:2379)`);
-    }
-    if (!['http:', 'https:'].includes(url.protocol) || url.port === '' || url.pathname !== '/') {
-      throw new InvalidArgumentError(`--etcd-endpoints: "${endpoint}" must be http(s)://host:port`);
-    }
-  }
-  return list;
-}
+/** Every `migrate` flag; each has its environment twin. */
+const migrateFlags: readonly Flag[] = [
+  {
+    name: 'etcd-endpoints',
+    arg: 'value',
+    help: 'comma-separated etcd client URLs',
+    parse: endpointList,
+    default: ['http://127.0.0.1:2379'],
+    defaultHelp: 'http://127.0.0.1:2379',
+  },
+  { name: 'prefix', arg: 'value', help: 'copy the keys that start with this (UTF-8) prefix', default: '' },
+  { name: 'data-dir', arg: 'value', help: 'directory of the embedded LMDB store to write', default: './data' },
+  {
+    name: 'chunk-size',
+    arg: 'value',
+    help: 'keys per chunk (one range read and one commit)',
+    parse: integer(1, migrateChunkKeysMax),
+    default: migrateChunkKeysDefault,
+  },
+  { name: 'resume', help: 'continue the unfinished migration in --data-dir' },
+  { name: 'verify', help: 'after copying, compare source and destination chunk by chunk' },
+  { name: 'follow', help: 'after copying, apply later changes from an etcd watch until stopped' },
+  {
+    name: 'mapping',
+    arg: 'value',
+    help: 'raw: bytes as they are; legacy: the legacy shirt layout',
+    choices: ['raw', 'legacy'],
+    default: 'raw',
+  },
+  { name: 'legacy', help: 'same as --mapping legacy' },
+  { name: 'transform', arg: 'value', help: 'module mapping each source key/value to a hotstock record (or null)' },
+  { name: 'manifest', arg: 'value', help: 'where to write the JSON manifest (default: DIR/migrate-manifest.json)' },
+  { name: 'dry-run', help: 'read and checksum the source; write nothing' },
+  {
+    name: 'reservation-ttl-ms',
+    arg: 'value',
+    help: 'imported `created` orders expire this long after they were created',
+    parse: integer(reservationTtlMsMin, reservationTtlMsMax),
+    default: reservationTtlMsDefault,
+  },
+];
 
 export function migrateCommand(program: Command): void {
-  program
-    .command('migrate')
-    .description('copy every key under an etcd prefix into the data directory: chunked, resumable, checksummed')
-    // Every refused flag, commander's own refusals included, exits with the documented usage code.
-    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : migrateExitCodes.usage))
-    .addOption(
-      valueOption('etcd-endpoints', 'comma-separated etcd client URLs')
-        .argParser(endpoints)
-        .default(['http://127.0.0.1:2379'], 'http://127.0.0.1:2379'),
-    )
-    .addOption(valueOption('prefix', 'copy the keys that start with this (UTF-8) prefix').default(''))
-    .addOption(valueOption('data-dir', 'directory of the embedded LMDB store to write').default('./data'))
-    .addOption(
-      valueOption('chunk-size', 'keys per chunk (one range read and one commit)')
-        .argParser(integer('chunk-size', 1, migrateChunkKeysMax))
-        .default(migrateChunkKeysDefault),
-    )
-    .addOption(switchOption('resume', 'continue the unfinished migration in --data-dir'))
-    .addOption(switchOption('verify', 'after copying, compare source and destination chunk by chunk'))
-    .addOption(switchOption('follow', 'after copying, apply later changes from an etcd watch until stopped'))
-    .addOption(
-      valueOption('mapping', 'raw: bytes as they are; legacy: the legacy shirt layout')
-        .choices(['raw', 'legacy'])
-        .default('raw'),
-    )
-    .addOption(switchOption('legacy', 'same as --mapping legacy'))
-    .addOption(valueOption('transform', 'module mapping each source key/value to a hotstock record (or null)'))
-    .addOption(valueOption('manifest', 'where to write the JSON manifest (default: DIR/migrate-manifest.json)'))
-    .addOption(switchOption('dry-run', 'read and checksum the source; write nothing'))
-    .addOption(
-      valueOption('reservation-ttl-ms', 'imported `created` orders expire this long after they were created')
-        .argParser(integer('reservation-ttl-ms', reservationTtlMsMin, reservationTtlMsMax))
-        .default(reservationTtlMsDefault),
-    )
-    .action(async (options: MigrateOptions, command: Command) => {
-      const fail = (message: string) => command.error(`error: ${message}`, { exitCode: migrateExitCodes.usage });
-      if (options.legacy) options.mapping = 'legacy';
-      if (options.transform !== undefined && options.mapping === 'legacy')
-        fail('--transform and --mapping legacy exclude each other');
-      if (options.follow && (options.mapping !== 'raw' || options.transform !== undefined)) {
-        fail('--follow applies changes byte for byte and needs --mapping raw (records mode imports once)');
-      }
-      if (options.dryRun && (options.resume || options.follow || options.verify)) {
-        fail('--dry-run writes nothing, so it cannot be combined with --resume, --follow or --verify');
-      }
-      process.exitCode = await runMigrate(options, fail);
-    });
+  addFlags(
+    program
+      .command('migrate')
+      .description('copy every key under an etcd prefix into the data directory: chunked, resumable, checksummed'),
+    migrateFlags,
+  ).action(async (options: MigrateOptions, command: Command) => {
+    const fail = (message: string) => command.error(`error: ${message}`, { exitCode: migrateExitCodes.usage });
+    if (options.legacy) options.mapping = 'legacy';
+    if (options.transform !== undefined && options.mapping === 'legacy')
+      fail('--transform and --mapping legacy exclude each other');
+    if (options.follow && (options.mapping !== 'raw' || options.transform !== undefined)) {
+      fail('--follow applies changes byte for byte and needs --mapping raw (records mode imports once)');
+    }
+    if (options.dryRun && (options.resume || options.follow || options.verify)) {
+      fail('--dry-run writes nothing, so it cannot be combined with --resume, --follow or --verify');
+    }
+    process.exitCode = await runMigrate(options, fail);
+  });
 }
 
 async function runMigrate(options: MigrateOptions, fail: (message: string) => never): Promise<number> {

@@ -1,25 +1,24 @@
 // `hotstock serve`: run the service until SIGTERM/SIGINT, then shut down cleanly.
-import { type Command, Option } from 'commander';
-import { addServeOptions, demoKeys, serveConfig } from '../config.ts';
+import type { Command } from 'commander';
+import { addServeOptions, demoKeys, type RawServeOptions, serveConfig } from '../config.ts';
 import { LayoutMismatch } from '../layout.ts';
 import { startService } from '../service.ts';
 import { StoreFailure } from '../store/contract.ts';
 import { TopologyError } from '../store/etcd-topology.ts';
 import { type CpuProfiler, startCpuProfile } from './cpu-profile.ts';
+import { exitCodes } from './exit-codes.ts';
 
 export function serveCommand(program: Command): void {
-  const command = program.command('serve').description('run the HTTP service');
-  addServeOptions(command).addOption(
-    new Option('--cpu-prof <dir>', 'write a V8 CPU profile of the run to this directory at shutdown').env(
-      'HOTSTOCK_CPU_PROF',
-    ),
-  );
-  command.action(async (raw) => {
+  const command = program
+    .command('serve')
+    .description('run the HTTP service (SIGHUP re-reads --keys-file and the TLS certificate)');
+  addServeOptions(command);
+  command.action(async (raw: RawServeOptions) => {
     let config: ReturnType<typeof serveConfig>;
     try {
       config = serveConfig(raw);
     } catch (error) {
-      return command.error(`error: ${(error as Error).message}`, { exitCode: 2 });
+      return command.error(`error: ${(error as Error).message}`, { exitCode: exitCodes.usage });
     }
     const profiler: CpuProfiler | undefined = raw.cpuProf ? await startCpuProfile(raw.cpuProf) : undefined;
     let service: Awaited<ReturnType<typeof startService>>;
@@ -27,21 +26,25 @@ export function serveCommand(program: Command): void {
       service = await startService(config);
     } catch (error) {
       process.stderr.write(`error: cannot start: ${startFailure(error, config)}\n`);
-      process.exitCode = 1;
+      process.exitCode = exitCodes.failed;
       return;
     }
-    if (config.apiKeys.get(demoKeys.client) === 'client') printDemoBanner(service.url, service.seededSkus);
+    if (config.credentials.keys.get(demoKeys.client)?.role === 'client') {
+      printDemoBanner(service.url, service.seededSkus);
+    }
+    // A bad file on reload is logged and the keys and certificate in force stay: the service keeps serving.
+    process.on('SIGHUP', () => service.reload());
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
         service.app.log.info({ signal }, 'shutting down: draining in-flight work');
         service.close().then(
           async () => {
             if (profiler) process.stderr.write(`cpu profile: ${await profiler.stop()}\n`);
-            process.exit(0);
+            process.exit(exitCodes.ok);
           },
           (error) => {
             service.app.log.error({ err: error }, 'shutdown failed');
-            process.exit(1);
+            process.exit(exitCodes.failed);
           },
         );
       });

@@ -1,8 +1,11 @@
 // API keys with roles. Keys are looked up by their SHA-256, so the lookup
-// time does not depend on how much of a guessed key is right.
+// time does not depend on how much of a guessed key is right (the map
+// compares digests, which an attacker cannot steer). The set of keys can be
+// replaced while serving (SIGHUP): requests already authenticated keep their
+// principal, the next one sees the new keys.
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import type { Role } from '../config.ts';
+import type { Credentials, QuotaRate, Role } from '../credentials.ts';
 import { HttpProblem } from '../errors.ts';
 
 /** What a route needs: nothing, a client key, or an admin key (admins may also act as clients). */
@@ -10,8 +13,9 @@ export type RouteRole = Role | 'none';
 
 export interface Principal {
   role: Role;
-  /** Stable, non-secret name of the key: scopes idempotency keys per caller. */
+  /** Stable, non-secret name of the key: scopes idempotency keys and quotas per caller. */
   scope: string;
+  quota: QuotaRate;
 }
 
 function digest(key: string): string {
@@ -19,13 +23,24 @@ function digest(key: string): string {
 }
 
 export class ApiKeys {
-  private readonly byDigest = new Map<string, Principal>();
+  private byDigest = new Map<string, Principal>();
 
-  constructor(keys: ReadonlyMap<string, Role>) {
-    for (const [key, role] of keys) {
+  constructor(credentials: Credentials) {
+    this.replace(credentials);
+  }
+
+  /** Takes the new set of keys at once; a key present before and after keeps its scope (it is the digest). */
+  replace(credentials: Credentials): void {
+    const byDigest = new Map<string, Principal>();
+    for (const [key, grant] of credentials.keys) {
       const hash = digest(key);
-      this.byDigest.set(hash, { role, scope: hash.slice(0, 16) });
+      byDigest.set(hash, { role: grant.role, scope: hash.slice(0, 16), quota: grant.quota });
     }
+    this.byDigest = byDigest;
+  }
+
+  get size(): number {
+    return this.byDigest.size;
   }
 
   /** The caller, or a 401/403 problem. The scheme name is case-insensitive (RFC 9110 §11.1). */

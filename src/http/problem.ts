@@ -1,10 +1,13 @@
 // Every error leaves as application/problem+json (RFC 9457) with a stable
 // code from the catalogue, including the ones the framework raises itself
 // (unknown route, wrong method, body too large, bad JSON, bad encoding).
+import { METHODS } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUriBytesMax, retryAfterSeconds } from '../constants.ts';
 import { type ErrorCode, errorCatalogue, HttpProblem, problemBody } from '../errors.ts';
+import { honourable } from './request-context.ts';
+import { validationIssue } from './validation-words.ts';
 
 export const problemContentType = 'application/problem+json';
 
@@ -63,15 +66,7 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket)
 export function toProblem(error: FastifyError | Error): HttpProblem {
   if (error instanceof HttpProblem) return error;
   const fastifyError = error as FastifyError;
-  if (fastifyError.validation) {
-    return new HttpProblem('validation_failed', error.message, {
-      errors: fastifyError.validation.map((issue) => ({
-        location: fastifyError.validationContext,
-        path: issue.instancePath,
-        message: issue.message,
-      })),
-    });
-  }
+  if (fastifyError.validation) return validationProblem(fastifyError);
   const code = fastifyError.code ? frameworkCodes[fastifyError.code] : undefined;
   if (code !== undefined) return new HttpProblem(code, error.message);
   if (error instanceof SyntaxError) return new HttpProblem('invalid_json', error.message);
@@ -79,6 +74,25 @@ export function toProblem(error: FastifyError | Error): HttpProblem {
     return new HttpProblem('bad_request', error.message);
   }
   return new HttpProblem('internal_error', 'the request failed inside the service');
+}
+
+/**
+ * A schema refusal in plain words: which field (its JSON pointer in `errors`),
+ * what was wrong and what is allowed. The validators stop at the first error.
+ */
+export function validationProblem(error: FastifyError, code?: ErrorCode): HttpProblem {
+  const issues = (error.validation ?? []).map((issue) => validationIssue(error.validationContext ?? 'body', issue));
+  const first = issues[0];
+  // A missing Idempotency-Key keeps its own code, whichever route requires it.
+  const missingKey =
+    first?.location === 'headers' &&
+    first.pointer === '/idempotency-key' &&
+    error.validation?.[0]?.keyword === 'required';
+  return new HttpProblem(
+    code ?? (missingKey ? 'idempotency_key_required' : 'validation_failed'),
+    first?.message ?? 'the request does not match the schema',
+    { errors: issues },
+  );
 }
 
 export function installProblemHandlers(app: FastifyInstance): void {
@@ -93,7 +107,19 @@ export function installProblemHandlers(app: FastifyInstance): void {
   );
 }
 
-const allMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+/**
+ * Every method Node's HTTP parser accepts except CONNECT (which never reaches
+ * a request handler): a known path answers each one it does not serve with
+ * 405 and Allow. Methods Node cannot parse get 400 from the parser.
+ */
+export const routableMethods = METHODS.filter((method) => method !== 'CONNECT');
+
+/** Lets Fastify route every method in routableMethods (it knows only the common ones by default). */
+export function addRoutableMethods(app: FastifyInstance): void {
+  for (const method of routableMethods) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method);
+  }
+}
 
 /**
  * Answers 405 (with Allow) for a known path asked with a method it does not
@@ -102,19 +128,23 @@ const allMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export function installMethodNotAllowed(app: FastifyInstance, routes: Map<string, Set<string>>): void {
   for (const [url, methods] of routes) {
     if (methods.has('GET')) methods.add('HEAD');
-    const others = allMethods.filter((method) => !methods.has(method));
+    const others = routableMethods.filter((method) => !methods.has(method));
     if (others.length === 0) continue;
     const allow = [...methods].join(', ');
+    const refuse = (request: FastifyRequest, reply: FastifyReply) =>
+      sendProblem(
+        reply,
+        new HttpProblem('method_not_allowed', `${request.method} is not allowed here; use ${allow}`, {}, { allow }),
+      );
     app.route({
       method: others,
       url,
       schema: { hide: true },
-      config: { role: 'none' },
-      handler: (request, reply) =>
-        sendProblem(
-          reply,
-          new HttpProblem('method_not_allowed', `${request.method} is not allowed here; use ${allow}`, {}, { allow }),
-        ),
+      // Any header goes: the method is what is refused.
+      config: { role: 'none', honours: honourable },
+      // Answered before any body is read: QUERY, for one, would otherwise be refused for its missing Content-Type.
+      onRequest: async (request, reply) => refuse(request, reply),
+      handler: refuse,
     });
   }
 }

@@ -5,7 +5,8 @@ import type { Engine } from '../engine/engine.ts';
 import type { OperationResult } from '../engine/operations.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
 import type { Principal } from './auth.ts';
-import { decodeCursor, encodeCursor } from './cursor.ts';
+import { type CursorSealer, cursorBinding } from './cursor.ts';
+import type { Quotas } from './quota.ts';
 import {
   ifMatchOf,
   optionalIdempotency,
@@ -13,18 +14,17 @@ import {
   requiredReservationIntent,
   reservationIntent,
   sendResult,
+  sendVersioned,
 } from './request-context.ts';
 import {
-  batchBodySchema,
-  errorResponses as errors,
-  idempotentHeadersSchema,
+  jsonResponse,
   listOrdersQuerySchema,
-  orderBodySchema,
+  notModifiedResponse,
   orderParamsSchema,
-  orderViewSchema,
-  pageSchema,
+  ref,
+  requestHeaders,
 } from './schemas.ts';
-import { etag, orderView, resourceView } from './views.ts';
+import { orderView, resourceView } from './views.ts';
 
 interface ReservationBody {
   sku: string;
@@ -44,6 +44,12 @@ interface OrderQuery {
   cursor?: string;
 }
 
+export interface OrderRouteDeps {
+  engine: Engine;
+  cursors: CursorSealer;
+  quotas: Quotas;
+}
+
 const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
 
 /** Transitions take no body; an empty JSON object is tolerated for clients that always send one. */
@@ -60,118 +66,162 @@ function batchItemResult(result: OperationResult): { status: number; body: unkno
   return { status: problem.status, body: problem };
 }
 
-export function orderRoutes(app: FastifyInstance, engine: Engine): void {
+const reservationErrors = [
+  'sku_not_found',
+  'sold_out',
+  'insufficient_stock',
+  'per_user_limit_exceeded',
+  'idempotency_key_required',
+  'idempotency_key_reused',
+] as const;
+
+function reserveRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): void {
   app.post<{ Body: ReservationBody }>(
     '/v1/orders',
     {
-      config: { role: 'client' },
+      config: { role: 'client', honours: ['idempotency-key'], errors: [...reservationErrors] },
       schema: {
+        operationId: 'reserve',
         summary: 'Reserve stock: creates an order in `created` that expires unless paid',
+        description:
+          'Needs an Idempotency-Key: a retry with the same key and body replays the first answer (200 or 201 ' +
+          'with Idempotent-Replayed). A user may attempt a SKU a bounded number of times a minute (429).',
         tags: ['orders'],
-        headers: idempotentHeadersSchema,
-        body: orderBodySchema,
-        response: { 200: orderViewSchema, 201: orderViewSchema, ...errors },
+        headers: requestHeaders({ idempotencyKey: 'required' }),
+        body: ref('Reservation'),
+        response: {
+          200: jsonResponse('A replay of an earlier 200', ref('Order'), { etag: true, replay: true }),
+          201: jsonResponse('Reserved', ref('Order'), { etag: true, location: true, replay: true }),
+        },
       },
     },
     async (request, reply) => {
       const intent = requiredReservationIntent(request);
       const { sku, qty, userId } = request.body;
+      const refused = quotas.admitAttempt(userId, sku);
+      if (refused !== undefined) throw refused;
       return sendResult(reply, await engine.reserve(sku, { qty, userId }, intent));
     },
   );
+}
 
+function batchRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): void {
   app.post<{ Body: BatchBody }>(
     '/v1/orders::batch',
     {
-      config: { role: 'client' },
+      config: { role: 'client', errors: [] },
       schema: {
+        operationId: 'reserveBatch',
         summary: 'Up to 1000 reservations, each with its own idempotency key; per-item results',
+        description:
+          'Each item is decided as POST /v1/orders would decide it, with its own idempotencyKey (the ' +
+          'Idempotency-Key header is refused here). The answer is 200 with one result per item, in order.',
         tags: ['orders'],
-        body: batchBodySchema,
-        response: {
-          200: {
-            type: 'object',
-            required: ['results'],
-            properties: {
-              results: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  required: ['status', 'body'],
-                  properties: { status: { type: 'integer' }, body: {} },
-                },
-              },
-            },
-          },
-          ...errors,
-        },
+        body: ref('BatchRequest'),
+        response: { 200: jsonResponse('One result per item', ref('BatchResults')) },
       },
     },
     async (request) => {
       const principal = request.principal as Principal;
       const results = await Promise.all(
-        request.body.items.map((item) =>
-          engine.reserve(item.sku, item, reservationIntent(principal, item.idempotencyKey)),
-        ),
+        request.body.items.map(async (item): Promise<OperationResult> => {
+          const refused = quotas.admitAttempt(item.userId, item.sku);
+          if (refused !== undefined)
+            return { ok: false, code: refused.code, detail: refused.detail, extra: refused.extra };
+          return engine.reserve(item.sku, item, reservationIntent(principal, item.idempotencyKey));
+        }),
       );
       return { results: results.map(batchItemResult) };
     },
   );
+}
 
+function readRoutes(app: FastifyInstance, { engine, cursors }: OrderRouteDeps): void {
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
     {
-      config: { role: 'client' },
+      config: {
+        role: 'client',
+        honours: ['if-match', 'if-none-match'],
+        errors: ['order_not_found', 'precondition_failed'],
+      },
       schema: {
+        operationId: 'getOrder',
         summary: 'An order with its version and state history',
         tags: ['orders'],
         params: orderParamsSchema,
-        response: { 200: orderViewSchema, ...errors },
+        headers: requestHeaders({ ifMatch: true, ifNoneMatch: true }),
+        response: { 200: jsonResponse('The order', ref('Order'), { etag: true }), 304: notModifiedResponse },
       },
     },
     async (request, reply) => {
       const found = orProblem(await engine.getOrder(request.params.id));
       if (found === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
-      return reply.header('etag', etag(found.version)).send(orderView(found.record, found.version));
+      return sendVersioned(request, reply, found.version, orderView(found.record, found.version));
     },
   );
 
   app.get<{ Querystring: OrderQuery }>(
     '/v1/orders',
     {
-      config: { role: 'client' },
+      config: { role: 'client', errors: ['invalid_cursor'] },
       schema: {
+        operationId: 'listOrders',
         summary: 'List orders by user, SKU and state',
+        description:
+          "Any client key may list any user's orders (client keys belong to server-side integrations). " +
+          'Follow nextCursor (with the same filters) until it is null; cursors are opaque and bound to their filters.',
         tags: ['orders'],
         querystring: listOrdersQuerySchema,
-        response: { 200: pageSchema(orderViewSchema), ...errors },
+        response: { 200: jsonResponse('A page of orders', ref('OrderPage')) },
       },
     },
     async (request) => {
       const { cursor, ...query } = request.query;
-      const page = orProblem(await engine.listOrders({ ...query, after: decodeCursor(cursor) }));
+      const binding = cursorBinding('orders', [query.userId, query.sku, query.state]);
+      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
+      const page = orProblem(await engine.listOrders({ ...query, after }));
       return {
         items: page.items.map((item) => orderView(item.record, item.version)),
-        nextCursor: page.next === null ? null : encodeCursor(page.next),
+        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
       };
     },
   );
+}
 
+function transitionRoutes(app: FastifyInstance, { engine }: OrderRouteDeps): void {
   for (const action of transitionActions) {
     app.post<{ Params: { id: string } }>(
       `/v1/orders/:id/${action}`,
       {
-        config: { role: 'client' },
+        config: {
+          role: 'client',
+          honours: ['if-match', 'idempotency-key'],
+          errors: [
+            'order_not_found',
+            'illegal_transition',
+            'reservation_expired',
+            'precondition_failed',
+            'idempotency_key_reused',
+          ],
+        },
         schema: {
+          operationId: `${action}Order`,
           summary: `Transition: ${action}`,
+          description:
+            'Takes no body (an empty JSON object is tolerated). 409 illegal_transition names the current state.',
           tags: ['orders'],
           params: orderParamsSchema,
-          headers: idempotentHeadersSchema,
-          response: { 200: orderViewSchema, ...errors },
+          headers: requestHeaders({ idempotencyKey: 'optional', ifMatch: true }),
+          response: { 200: jsonResponse('The order after the transition', ref('Order'), { etag: true, replay: true }) },
         },
       },
       async (request, reply) => {
-        if (!isEmptyBody(request.body)) throw new HttpProblem('validation_failed', `${action} takes no body`);
+        if (!isEmptyBody(request.body)) {
+          throw new HttpProblem('validation_failed', `${action} takes no body (or an empty JSON object {})`, {
+            errors: [{ location: 'body', pointer: '', message: 'must be absent or {}' }],
+          });
+        }
         const result = await engine.transition(request.params.id, action, {
           ifMatch: ifMatchOf(request),
           idempotency: optionalIdempotency(request, `${action} ${request.params.id}`, null),
@@ -180,4 +230,11 @@ export function orderRoutes(app: FastifyInstance, engine: Engine): void {
       },
     );
   }
+}
+
+export function orderRoutes(app: FastifyInstance, deps: OrderRouteDeps): void {
+  reserveRoute(app, deps);
+  batchRoute(app, deps);
+  readRoutes(app, deps);
+  transitionRoutes(app, deps);
 }

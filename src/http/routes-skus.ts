@@ -3,19 +3,24 @@ import type { FastifyInstance } from 'fastify';
 import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
-import { decodeCursor, encodeCursor } from './cursor.ts';
-import { ifMatchOf, optionalIdempotency, orProblem, sendResult } from './request-context.ts';
+import { type CursorSealer, cursorBinding } from './cursor.ts';
 import {
-  adjustmentBodySchema,
-  errorResponses as errors,
-  idempotentHeadersSchema,
+  ifMatchOf,
+  optionalIdempotency,
+  orProblem,
+  requiredIdempotency,
+  sendResult,
+  sendVersioned,
+} from './request-context.ts';
+import {
+  jsonResponse,
   listSkusQuerySchema,
-  pageSchema,
-  putSkuBodySchema,
+  notModifiedResponse,
+  ref,
+  requestHeaders,
   skuParamsSchema,
-  skuViewSchema,
 } from './schemas.ts';
-import { etag, skuView } from './views.ts';
+import { skuView } from './views.ts';
 
 interface SkuParams {
   sku: string;
@@ -34,18 +39,34 @@ interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
   initialStock?: number;
 }
 
-export function skuRoutes(app: FastifyInstance, engine: Engine): void {
+function putSkuRoute(app: FastifyInstance, engine: Engine): void {
   app.put<{ Params: SkuParams; Body: PutSkuBody }>(
     '/v1/skus/:sku',
     {
-      config: { role: 'admin' },
+      config: {
+        role: 'admin',
+        honours: ['if-match', 'idempotency-key'],
+        errors: [
+          'precondition_failed',
+          'initial_stock_required',
+          'initial_stock_not_allowed',
+          'idempotency_key_reused',
+        ],
+      },
       schema: {
+        operationId: 'putSku',
         summary: 'Create or update a catalog entry (creating takes initialStock)',
+        description:
+          'Replaces the catalog fields (an omitted maxPerUser means no limit). Creating needs initialStock; ' +
+          'updating refuses it (stock changes through adjustments). If-Match makes the update conditional.',
         tags: ['skus'],
         params: skuParamsSchema,
-        headers: idempotentHeadersSchema,
-        body: putSkuBodySchema,
-        response: { 200: skuViewSchema, 201: skuViewSchema, ...errors },
+        headers: requestHeaders({ idempotencyKey: 'optional', ifMatch: true }),
+        body: ref('SkuUpsert'),
+        response: {
+          200: jsonResponse('Updated', ref('Sku'), { etag: true, replay: true }),
+          201: jsonResponse('Created', ref('Sku'), { etag: true, location: true, replay: true }),
+        },
       },
     },
     async (request, reply) => {
@@ -61,64 +82,98 @@ export function skuRoutes(app: FastifyInstance, engine: Engine): void {
       return sendResult(reply, result);
     },
   );
+}
 
+function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
   app.post<{ Params: SkuParams; Body: { delta: number; reason: string } }>(
     '/v1/skus/:sku/adjustments',
     {
-      config: { role: 'admin' },
+      config: {
+        role: 'admin',
+        honours: ['if-match', 'idempotency-key'],
+        errors: [
+          'sku_not_found',
+          'adjustment_below_committed',
+          'precondition_failed',
+          'idempotency_key_required',
+          'idempotency_key_reused',
+        ],
+      },
       schema: {
+        operationId: 'adjustStock',
         summary: 'Restock (delta > 0) or write off (delta < 0); never below reserved + sold',
+        description:
+          'An adjustment is not idempotent by itself (a retried restock would add twice), so it needs an ' +
+          'Idempotency-Key: a retry with the same key replays the first answer.',
         tags: ['skus'],
         params: skuParamsSchema,
-        headers: idempotentHeadersSchema,
-        body: adjustmentBodySchema,
-        response: { 200: skuViewSchema, ...errors },
+        headers: requestHeaders({ idempotencyKey: 'required', ifMatch: true }),
+        body: ref('Adjustment'),
+        response: { 200: jsonResponse('Adjusted', ref('Sku'), { etag: true, replay: true }) },
       },
     },
     async (request, reply) => {
+      const idempotency = requiredIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`);
       const result = await engine.adjust(request.params.sku, request.body, {
         ifMatch: ifMatchOf(request),
-        idempotency: optionalIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`),
+        idempotency,
       });
       return sendResult(reply, result);
     },
   );
+}
+
+export function skuRoutes(app: FastifyInstance, engine: Engine, cursors: CursorSealer): void {
+  putSkuRoute(app, engine);
+  adjustmentRoute(app, engine);
 
   app.get<{ Params: SkuParams }>(
     '/v1/skus/:sku',
     {
-      config: { role: 'client' },
+      config: {
+        role: 'client',
+        honours: ['if-match', 'if-none-match'],
+        errors: ['sku_not_found', 'precondition_failed'],
+      },
       schema: {
+        operationId: 'getSku',
         summary: 'A SKU with its stock ledger',
         tags: ['skus'],
         params: skuParamsSchema,
-        response: { 200: skuViewSchema, ...errors },
+        headers: requestHeaders({ ifMatch: true, ifNoneMatch: true }),
+        response: { 200: jsonResponse('The SKU', ref('Sku'), { etag: true }), 304: notModifiedResponse },
       },
     },
     async (request, reply) => {
       const found = engine.getSku(request.params.sku);
       if (found === undefined) throw new HttpProblem('sku_not_found', `no SKU ${request.params.sku}`);
-      return reply.header('etag', etag(found.version)).send(skuView(found.record, found.version));
+      return sendVersioned(request, reply, found.version, skuView(found.record, found.version));
     },
   );
 
   app.get<{ Querystring: SkuQuery }>(
     '/v1/skus',
     {
-      config: { role: 'client' },
+      config: { role: 'client', errors: ['invalid_cursor'] },
       schema: {
+        operationId: 'listSkus',
         summary: 'Catalog query over the (product, size, color, sku) index',
+        description:
+          'Filters by any of product, size and color. A page holds up to `limit` items; follow nextCursor (with ' +
+          'the same filters) until it is null. Cursors are opaque and bound to their filters.',
         tags: ['skus'],
         querystring: listSkusQuerySchema,
-        response: { 200: pageSchema(skuViewSchema), ...errors },
+        response: { 200: jsonResponse('A page of SKUs', ref('SkuPage')) },
       },
     },
     async (request) => {
       const { cursor, ...query } = request.query;
-      const page = orProblem(await engine.listSkus({ ...query, after: decodeCursor(cursor) }));
+      const binding = cursorBinding('skus', [query.product, query.size, query.color]);
+      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
+      const page = orProblem(await engine.listSkus({ ...query, after }));
       return {
         items: page.items.map((item) => skuView(item.record, item.version)),
-        nextCursor: page.next === null ? null : encodeCursor(page.next),
+        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
       };
     },
   );

@@ -16,9 +16,22 @@ const files = [
     file: 'index.html',
     type: 'text/html; charset=utf-8',
     summary: 'Operator page: live stock, rates, breaker and shedding',
+    operationId: 'uiPage',
   },
-  { path: '/ui/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8', summary: 'Operator page script' },
-  { path: '/ui/style.css', file: 'style.css', type: 'text/css; charset=utf-8', summary: 'Operator page style' },
+  {
+    path: '/ui/app.js',
+    file: 'app.js',
+    type: 'text/javascript; charset=utf-8',
+    summary: 'Operator page script',
+    operationId: 'uiScript',
+  },
+  {
+    path: '/ui/style.css',
+    file: 'style.css',
+    type: 'text/css; charset=utf-8',
+    summary: 'Operator page style',
+    operationId: 'uiStyle',
+  },
 ] as const;
 
 /**
@@ -35,11 +48,20 @@ const securityHeaders = {
 } as const;
 
 export function uiRoutes(app: FastifyInstance): void {
-  for (const { path, file, type, summary } of files) {
+  for (const { path, file, type, summary, operationId } of files) {
     const body = readFileSync(new URL(file, uiDir));
+    const media = type.split(';')[0]!;
     app.get(
       path,
-      { config: { role: 'none' }, schema: { summary, tags: ['ops'], security: [] } },
+      {
+        config: { role: 'none', errors: [] },
+        schema: {
+          operationId,
+          summary,
+          tags: ['ops'],
+          response: { 200: { description: summary, content: { [media]: { schema: { type: 'string' } } } } },
+        },
+      },
       async (_request, reply) => reply.type(type).headers(securityHeaders).send(body),
     );
   }

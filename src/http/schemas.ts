@@ -1,7 +1,12 @@
-// JSON schemas for API v1: validated strictly (no coercion, no unknown
-// fields) and published as OpenAPI at /docs.
+// JSON schemas for API v1: validated strictly (no coercion of bodies, no
+// unknown fields) and published as the OpenAPI document at /docs. Resources
+// and request bodies are named schemas (`ref('Sku')`), registered once with
+// Fastify and with the validators, so the document's components are the
+// schemas the server checks. Every constrained field has a description that
+// says what is allowed: validation errors quote it (problem.ts).
 import {
   batchRequestItemsMax,
+  cursorLengthMax,
   idLengthMax,
   labelLengthMax,
   listLimitMax,
@@ -12,12 +17,36 @@ import {
 } from '../constants.ts';
 import { orderStates } from '../domain/types.ts';
 
+/** The named schemas below: /docs lists them under #/components/schemas. */
+export type SchemaName =
+  | 'Sku'
+  | 'Order'
+  | 'SkuPage'
+  | 'OrderPage'
+  | 'SkuUpsert'
+  | 'Adjustment'
+  | 'Reservation'
+  | 'BatchItem'
+  | 'BatchRequest'
+  | 'BatchResult'
+  | 'BatchResults'
+  | 'Problem'
+  | 'ValidationIssue'
+  | 'Status'
+  | 'AdminStatus';
+
+/** A reference to a named schema (`$ref` as Fastify and Ajv resolve it). */
+export function ref(name: SchemaName): { $ref: string } {
+  return { $ref: `${name}#` };
+}
+
 /** Ids: 1..128 characters, none of them a control, format or separator (space) character. */
 export const idSchema = {
   type: 'string',
   minLength: 1,
   maxLength: idLengthMax,
   pattern: '^[^\\p{C}\\p{Z}]+$',
+  description: `1 to ${idLengthMax} printable characters, no spaces`,
 } as const;
 
 export const labelSchema = {
@@ -25,11 +54,28 @@ export const labelSchema = {
   minLength: 1,
   maxLength: labelLengthMax,
   pattern: '^[^\\p{C}]+$',
+  description: `1 to ${labelLengthMax} printable characters`,
 } as const;
-const cursorSchema = { type: 'string', minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_-]+$' } as const;
 
-export const skuViewSchema = {
+export const cursorSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: cursorLengthMax,
+  pattern: '^[A-Za-z0-9_-]+$',
+  description: 'the nextCursor of the previous page of the same query, as it was given',
+} as const;
+
+const limitSchema = {
+  type: 'integer',
+  minimum: 1,
+  maximum: listLimitMax,
+  description: `items per page, 1 to ${listLimitMax} (digits); 50 when absent`,
+} as const;
+
+const skuSchema = {
+  $id: 'Sku',
   type: 'object',
+  description: 'A catalog entry with its stock ledger: available = total - reserved - sold',
   required: [
     'sku',
     'product',
@@ -43,24 +89,27 @@ export const skuViewSchema = {
     'available',
     'version',
   ],
+  additionalProperties: false,
   properties: {
     sku: { type: 'string' },
     product: { type: 'string' },
     size: { type: 'string' },
     color: { type: 'string' },
     priceCents: { type: 'integer' },
-    maxPerUser: { type: ['integer', 'null'] },
-    total: { type: 'integer' },
-    reserved: { type: 'integer' },
-    sold: { type: 'integer' },
+    maxPerUser: { type: ['integer', 'null'], description: 'units one user may hold; null: no limit' },
+    total: { type: 'integer', description: 'units received, net of adjustments' },
+    reserved: { type: 'integer', description: 'units in created (unpaid) orders' },
+    sold: { type: 'integer', description: 'units in paid, shipped and completed orders' },
     available: { type: 'integer' },
-    version: { type: 'integer' },
+    version: { type: 'integer', description: 'the store revision that last wrote it; also its ETag' },
   },
 } as const;
 
-export const orderViewSchema = {
+const orderSchema = {
+  $id: 'Order',
   type: 'object',
   required: ['id', 'sku', 'qty', 'userId', 'state', 'priceCents', 'createdAt', 'expiresAt', 'history', 'version'],
+  additionalProperties: false,
   properties: {
     id: { type: 'string' },
     sku: { type: 'string' },
@@ -69,43 +118,233 @@ export const orderViewSchema = {
     state: { type: 'string', enum: [...orderStates] },
     priceCents: { type: 'integer' },
     createdAt: { type: 'string', format: 'date-time' },
-    expiresAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: 'string', format: 'date-time', description: 'when a created order lapses unless paid' },
     history: {
       type: 'array',
       items: {
         type: 'object',
         required: ['state', 'at'],
-        properties: { state: { type: 'string' }, at: { type: 'string', format: 'date-time' } },
+        additionalProperties: false,
+        properties: { state: { type: 'string', enum: [...orderStates] }, at: { type: 'string', format: 'date-time' } },
       },
     },
-    version: { type: 'integer' },
+    version: { type: 'integer', description: 'the store revision that last wrote it; also its ETag' },
   },
 } as const;
 
-export const problemSchema = {
+const validationIssueSchema = {
+  $id: 'ValidationIssue',
   type: 'object',
+  required: ['location', 'pointer', 'message'],
+  properties: {
+    location: { type: 'string', enum: ['body', 'querystring', 'params', 'headers'] },
+    pointer: { type: 'string', description: 'JSON pointer (RFC 6901) to the field within the location' },
+    message: { type: 'string', description: 'what was wrong and what is allowed' },
+  },
+} as const;
+
+const problemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'An RFC 9457 problem: every error, with a stable snake_case code',
   required: ['type', 'title', 'status', 'code', 'detail'],
   properties: {
-    type: { type: 'string' },
+    type: { type: 'string', description: 'urn:hotstock:problem:<code>' },
     title: { type: 'string' },
     status: { type: 'integer' },
     code: { type: 'string' },
     detail: { type: 'string' },
+    errors: { type: 'array', items: ref('ValidationIssue'), description: 'validation_failed: the field at fault' },
+    unknownSkus: { type: 'array', items: { type: 'string' }, description: 'sku_not_found from the watch' },
+    state: { type: 'string', enum: [...orderStates], description: 'the order state, on a refused transition' },
+    available: { type: 'integer', description: 'insufficient_stock: units available' },
+    header: { type: 'string', description: 'unsupported_header: the header the route cannot honour' },
+    reason: { type: 'string', enum: ['client_quota', 'user_attempts'], description: 'rate_limited: which bound' },
+    retryAfterSeconds: { type: 'integer', description: 'rate_limited: as Retry-After' },
   },
   additionalProperties: true,
 } as const;
 
-/** Every route answers errors as problem+json. */
-export const errorResponses = { '4xx': problemSchema, '5xx': problemSchema } as const;
-
 /** A listing page: items in index order and the cursor for the next page (null at the end). */
-export function pageSchema(itemSchema: object) {
+function pageSchema(id: 'SkuPage' | 'OrderPage', item: 'Sku' | 'Order') {
   return {
+    $id: id,
     type: 'object',
     required: ['items', 'nextCursor'],
-    properties: { items: { type: 'array', items: itemSchema }, nextCursor: { type: ['string', 'null'] } },
+    additionalProperties: false,
+    properties: {
+      items: { type: 'array', items: ref(item) },
+      nextCursor: { type: ['string', 'null'], description: 'pass as ?cursor= for the next page; null at the end' },
+    },
   } as const;
 }
+
+const skuUpsertSchema = {
+  $id: 'SkuUpsert',
+  type: 'object',
+  description: 'Catalog fields; creating a SKU also takes initialStock, updating refuses it',
+  required: ['product', 'size', 'color', 'priceCents'],
+  additionalProperties: false,
+  properties: {
+    product: labelSchema,
+    size: labelSchema,
+    color: labelSchema,
+    priceCents: {
+      type: 'integer',
+      minimum: 0,
+      maximum: priceCentsMax,
+      description: `an integer from 0 to ${priceCentsMax}`,
+    },
+    maxPerUser: {
+      type: ['integer', 'null'],
+      minimum: 1,
+      maximum: stockUnitsMax,
+      description: `units one user may hold, 1 to ${stockUnitsMax}, or null (or absent) for no limit`,
+    },
+    initialStock: {
+      type: 'integer',
+      minimum: 0,
+      maximum: stockUnitsMax,
+      description: `units received when the SKU is created, 0 to ${stockUnitsMax}`,
+    },
+  },
+} as const;
+
+const adjustmentSchema = {
+  $id: 'Adjustment',
+  type: 'object',
+  required: ['delta', 'reason'],
+  additionalProperties: false,
+  properties: {
+    delta: {
+      type: 'integer',
+      minimum: -stockUnitsMax,
+      maximum: stockUnitsMax,
+      not: { const: 0 },
+      description: `a non-zero integer from -${stockUnitsMax} to ${stockUnitsMax}: a restock above 0, a write-off below`,
+    },
+    reason: {
+      type: 'string',
+      minLength: 1,
+      maxLength: reasonLengthMax,
+      pattern: '^[^\\p{Cc}]+$',
+      description: `1 to ${reasonLengthMax} characters, no control characters`,
+    },
+  },
+} as const;
+
+const reservationProperties = {
+  sku: idSchema,
+  qty: { type: 'integer', minimum: 1, maximum: orderQtyMax, description: `an integer from 1 to ${orderQtyMax}` },
+  userId: idSchema,
+} as const;
+
+export const reservationSchema = {
+  $id: 'Reservation',
+  type: 'object',
+  required: ['sku', 'qty', 'userId'],
+  additionalProperties: false,
+  properties: reservationProperties,
+} as const;
+
+const batchItemSchema = {
+  $id: 'BatchItem',
+  type: 'object',
+  required: ['sku', 'qty', 'userId', 'idempotencyKey'],
+  additionalProperties: false,
+  properties: { ...reservationProperties, idempotencyKey: idSchema },
+} as const;
+
+const batchRequestSchema = {
+  $id: 'BatchRequest',
+  type: 'object',
+  required: ['items'],
+  additionalProperties: false,
+  properties: {
+    items: {
+      type: 'array',
+      minItems: 1,
+      maxItems: batchRequestItemsMax,
+      items: ref('BatchItem'),
+      description: `1 to ${batchRequestItemsMax} reservations`,
+    },
+  },
+} as const;
+
+const batchResultSchema = {
+  $id: 'BatchResult',
+  type: 'object',
+  description: 'One item: the status and body POST /v1/orders would have answered',
+  required: ['status', 'body'],
+  additionalProperties: false,
+  properties: {
+    status: { type: 'integer', enum: [200, 201, 400, 404, 409, 422, 429, 503] },
+    body: { oneOf: [ref('Order'), ref('Problem')] },
+  },
+} as const;
+
+const batchResultsSchema = {
+  $id: 'BatchResults',
+  type: 'object',
+  required: ['results'],
+  additionalProperties: false,
+  properties: { results: { type: 'array', items: ref('BatchResult'), description: 'in the order of the items' } },
+} as const;
+
+const statusSchema = {
+  $id: 'Status',
+  type: 'object',
+  required: ['status'],
+  additionalProperties: false,
+  properties: { status: { type: 'string', enum: ['ok', 'ready'] } },
+} as const;
+
+const adminStatusSchema = {
+  $id: 'AdminStatus',
+  type: 'object',
+  required: ['store', 'breaker'],
+  properties: {
+    store: {
+      type: 'object',
+      required: ['kind', 'limits', 'revision'],
+      properties: {
+        kind: { type: 'string', enum: ['lmdb', 'etcd'] },
+        limits: { type: 'object', additionalProperties: { type: 'integer' } },
+        revision: { type: ['integer', 'null'], description: 'the store revision; null when it could not be read' },
+        revisionError: { type: 'string' },
+      },
+    },
+    breaker: {
+      type: ['object', 'null'],
+      description: 'the circuit breaker around etcd; null on the embedded store',
+      properties: { state: { type: 'string' }, openedCount: { type: 'integer' } },
+    },
+    etcd: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'etcd mode: endpoints, prefix, members, alarms, DB size against the quota, problems, warnings',
+    },
+  },
+} as const;
+
+/** Every named schema, in the order the document lists them. */
+export const namedSchemas: readonly ({ $id: SchemaName } & Record<string, unknown>)[] = [
+  skuSchema,
+  orderSchema,
+  pageSchema('SkuPage', 'Sku'),
+  pageSchema('OrderPage', 'Order'),
+  skuUpsertSchema,
+  adjustmentSchema,
+  reservationSchema,
+  batchItemSchema,
+  batchRequestSchema,
+  batchResultSchema,
+  batchResultsSchema,
+  problemSchema,
+  validationIssueSchema,
+  statusSchema,
+  adminStatusSchema,
+];
 
 export const skuParamsSchema = {
   type: 'object',
@@ -121,68 +360,16 @@ export const orderParamsSchema = {
   additionalProperties: false,
 } as const;
 
-export const putSkuBodySchema = {
+export const listSkusQuerySchema = {
   type: 'object',
-  required: ['product', 'size', 'color', 'priceCents'],
   additionalProperties: false,
   properties: {
     product: labelSchema,
     size: labelSchema,
     color: labelSchema,
-    priceCents: { type: 'integer', minimum: 0, maximum: priceCentsMax },
-    maxPerUser: { type: ['integer', 'null'], minimum: 1, maximum: stockUnitsMax },
-    initialStock: { type: 'integer', minimum: 0, maximum: stockUnitsMax },
+    limit: limitSchema,
+    cursor: cursorSchema,
   },
-} as const;
-
-export const adjustmentBodySchema = {
-  type: 'object',
-  required: ['delta', 'reason'],
-  additionalProperties: false,
-  properties: {
-    delta: { type: 'integer', minimum: -stockUnitsMax, maximum: stockUnitsMax, not: { const: 0 } },
-    reason: { type: 'string', minLength: 1, maxLength: reasonLengthMax, pattern: '^[^\\p{Cc}]+$' },
-  },
-} as const;
-
-const reservationProperties = {
-  sku: idSchema,
-  qty: { type: 'integer', minimum: 1, maximum: orderQtyMax },
-  userId: idSchema,
-} as const;
-
-export const orderBodySchema = {
-  type: 'object',
-  required: ['sku', 'qty', 'userId'],
-  additionalProperties: false,
-  properties: reservationProperties,
-} as const;
-
-export const batchBodySchema = {
-  type: 'object',
-  required: ['items'],
-  additionalProperties: false,
-  properties: {
-    items: {
-      type: 'array',
-      minItems: 1,
-      maxItems: batchRequestItemsMax,
-      items: {
-        type: 'object',
-        required: ['sku', 'qty', 'userId', 'idempotencyKey'],
-        additionalProperties: false,
-        properties: { ...reservationProperties, idempotencyKey: idSchema },
-      },
-    },
-  },
-} as const;
-
-const limitSchema = { type: 'integer', minimum: 1, maximum: listLimitMax } as const;
-
-export const listSkusQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { product: labelSchema, size: labelSchema, color: labelSchema, limit: limitSchema, cursor: cursorSchema },
 } as const;
 
 export const listOrdersQuerySchema = {
@@ -191,13 +378,69 @@ export const listOrdersQuerySchema = {
   properties: {
     userId: idSchema,
     sku: idSchema,
-    state: { type: 'string', enum: [...orderStates] },
+    state: { type: 'string', enum: [...orderStates], description: `one of ${orderStates.join(', ')}` },
     limit: limitSchema,
     cursor: cursorSchema,
   },
 } as const;
 
-export const idempotentHeadersSchema = {
-  type: 'object',
-  properties: { 'idempotency-key': idSchema, 'if-match': { type: 'string', maxLength: 64 } },
+const idempotencyKeyHeader = {
+  ...idSchema,
+  description: 'a key of yours for this request: a retry with the same key and body replays the first answer',
+} as const;
+const ifMatchHeader = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 256,
+  description: 'the ETag(s) the resource must have ("7", a list, or *): else 412, nothing changes',
+} as const;
+const ifNoneMatchHeader = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 256,
+  description: 'an ETag you hold: 304 Not Modified (no body) when it is still current',
+} as const;
+
+/** The request headers of a route: Idempotency-Key (required or not), If-Match, If-None-Match. */
+export function requestHeaders(options: {
+  idempotencyKey?: 'required' | 'optional';
+  ifMatch?: boolean;
+  ifNoneMatch?: boolean;
+}) {
+  return {
+    type: 'object',
+    required: options.idempotencyKey === 'required' ? ['idempotency-key'] : [],
+    properties: {
+      ...(options.idempotencyKey ? { 'idempotency-key': idempotencyKeyHeader } : {}),
+      ...(options.ifMatch ? { 'if-match': ifMatchHeader } : {}),
+      ...(options.ifNoneMatch ? { 'if-none-match': ifNoneMatchHeader } : {}),
+    },
+  } as const;
+}
+
+const etagHeader = { type: 'string', description: 'the version, quoted: "7"' } as const;
+
+/** A success response with a JSON body and the headers it carries. */
+export function jsonResponse(
+  description: string,
+  schema: object,
+  headers: { etag?: boolean; location?: boolean; replay?: boolean } = {},
+) {
+  return {
+    description,
+    headers: {
+      ...(headers.etag ? { ETag: etagHeader } : {}),
+      ...(headers.location ? { Location: { type: 'string', description: 'the path of the created resource' } } : {}),
+      ...(headers.replay
+        ? { 'Idempotent-Replayed': { type: 'string', enum: ['true'], description: 'this is a replayed answer' } }
+        : {}),
+    },
+    content: { 'application/json': { schema } },
+  };
+}
+
+export const notModifiedResponse = {
+  description: 'Not Modified: If-None-Match holds the current ETag; no body',
+  type: 'null',
+  headers: { ETag: etagHeader },
 } as const;

@@ -1,9 +1,8 @@
-// The HTTP server factory: Fastify with strict schema validation, API-key
-// roles, problem+json errors, request ids, the access log, request metrics,
-// OpenAPI at /docs and the operator page at /ui.
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
-import { Ajv } from 'ajv';
+// The HTTP server factory: Fastify (HTTPS when given a certificate) with
+// strict schema validation, API-key roles and quotas, problem+json errors,
+// request ids, the access log, request metrics, OpenAPI at /docs and the
+// operator page at /ui.
+import { Ajv, type ValidateFunction } from 'ajv';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -24,12 +23,17 @@ import type { Metrics } from '../metrics.ts';
 import type { WatchHub } from '../watch/hub.ts';
 import { AccessLog, logAccess } from './access-log.ts';
 import type { ApiKeys } from './auth.ts';
+import type { CursorSealer } from './cursor.ts';
+import { registerOpenApi } from './openapi.ts';
 import {
+  addRoutableMethods,
   clientErrorHandler,
   frameworkErrorHandler,
   installMethodNotAllowed,
   installProblemHandlers,
 } from './problem.ts';
+import type { Quotas } from './quota.ts';
+import { refuseUnhonoured } from './request-context.ts';
 import { requestIdOf, returnRequestId } from './request-id.ts';
 import { type AdminStatus, adminRoutes } from './routes-admin.ts';
 import { opsRoutes } from './routes-ops.ts';
@@ -37,6 +41,7 @@ import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
 import { uiRoutes } from './routes-ui.ts';
 import { watchRoutes } from './routes-watch.ts';
+import { namedSchemas } from './schemas.ts';
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -49,6 +54,10 @@ export interface ServerDeps {
   engine: Engine;
   metrics: Metrics;
   apiKeys: ApiKeys;
+  quotas: Quotas;
+  cursors: CursorSealer;
+  /** Serve HTTPS with this certificate chain and key (PEM); plain HTTP when absent. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
   watch: WatchHub;
   /** GET /v1/watch needs no API key. */
   watchPublic: boolean;
@@ -63,7 +72,11 @@ export interface ServerDeps {
 
 const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** Bodies are validated without coercion (`"qty":"1"` is a 400); query strings are text, so they are coerced. */
+/**
+ * Bodies are validated without coercion (`"qty":"1"` is a 400); query strings
+ * are text, so they are coerced. `verbose` keeps each failing schema on the
+ * error, so the message can quote its description. Both know the named schemas.
+ */
 function validators(): { body: Ajv; other: Ajv } {
   const common = {
     allErrors: false,
@@ -71,8 +84,49 @@ function validators(): { body: Ajv; other: Ajv } {
     useDefaults: false,
     strict: false,
     unicodeRegExp: true,
+    verbose: true,
   } as const;
-  return { body: new Ajv({ ...common, coerceTypes: false }), other: new Ajv({ ...common, coerceTypes: true }) };
+  const body = new Ajv({ ...common, coerceTypes: false });
+  const other = new Ajv({ ...common, coerceTypes: true });
+  for (const schema of namedSchemas) {
+    body.addSchema(schema);
+    other.addSchema(schema);
+  }
+  return { body, other };
+}
+
+/**
+ * Integer query parameters must be written in digits: Ajv's coercion would
+ * also take `1e2`, ` 5` or `0x10`, which the document does not allow.
+ */
+function digitsOnly(schema: { properties?: Record<string, { type?: unknown }> }, validate: ValidateFunction) {
+  const integers = Object.entries(schema.properties ?? {})
+    .filter(([, property]) => property.type === 'integer')
+    .map(([name, property]) => ({ name, property }));
+  if (integers.length === 0) return validate;
+  const checked = (data: Record<string, unknown>) => {
+    for (const { name, property } of integers) {
+      const value = data?.[name];
+      if (typeof value === 'string' && !/^[0-9]{1,15}$/.test(value)) {
+        checked.errors = [
+          {
+            instancePath: `/${name}`,
+            schemaPath: '',
+            keyword: 'type',
+            params: { type: 'integer' },
+            parentSchema: property,
+            data: value,
+          },
+        ];
+        return false;
+      }
+    }
+    const valid = validate(data);
+    checked.errors = validate.errors;
+    return valid;
+  };
+  checked.errors = null as ValidateFunction['errors'];
+  return checked;
 }
 
 /**
@@ -113,6 +167,7 @@ function observedFrameworkErrors(metrics: Metrics) {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
     loggerInstance: deps.logger,
     // One access line per request, at debug level (access-log.ts says why), carrying the request id.
     logController: new AccessLog(),
@@ -130,19 +185,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: pathParamBytesMax },
   });
   const ajv = validators();
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? ajv.body : ajv.other).compile(schema as object),
-  );
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    if (httpPart === 'body') return ajv.body.compile(schema as object);
+    const validate = ajv.other.compile(schema as object);
+    return httpPart === 'querystring' ? digitsOnly(schema as object, validate) : validate;
+  });
+  addRoutableMethods(app);
   installProblemHandlers(app);
   installJsonParser(app);
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'hotstock API', version: '1.0.0', description: 'Flash-sale inventory and orders (API v1)' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await registerOpenApi(app);
 
   const routes = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
@@ -161,7 +212,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       deps.metrics.shed.inc({ reason: 'event_loop_lag' });
       throw new HttpProblem('overloaded', 'the service is behind on requests; retry shortly');
     }
-    request.principal = deps.apiKeys.authenticate(request, request.routeOptions.config.role ?? 'none');
+    const config = request.routeOptions.config;
+    request.principal = deps.apiKeys.authenticate(request, config.role ?? 'none');
+    if (request.principal !== undefined) {
+      const rateHeaders = deps.quotas.admitClient(request.principal.scope, request.principal.quota);
+      if (rateHeaders !== undefined) reply.headers(rateHeaders);
+    }
+    // Routes of this API say which optional headers they act on; the UI's static files under /docs are not ours.
+    if (config.role !== undefined) refuseUnhonoured(request, config.honours);
   });
   app.addHook('onSend', async (_request, reply, payload) => {
     // While shutting down, close each keep-alive connection after its current response.
@@ -178,8 +236,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     );
   });
 
-  skuRoutes(app, deps.engine);
-  orderRoutes(app, deps.engine);
+  skuRoutes(app, deps.engine, deps.cursors);
+  orderRoutes(app, { engine: deps.engine, cursors: deps.cursors, quotas: deps.quotas });
   watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
   adminRoutes(app, deps.adminStatus);

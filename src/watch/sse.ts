@@ -4,7 +4,7 @@
 // `data:` line.
 import { watchClientRetryMs } from '../constants.ts';
 
-/** What a watcher sees of a SKU: DESIGN's stock event payload without the event's own revision. */
+/** What a watcher sees of a SKU: the API's stock event payload (docs/api.md) without the event's own revision. */
 export interface StockState {
   sku: string;
   product: string;

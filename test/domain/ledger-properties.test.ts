@@ -13,7 +13,7 @@ const ttlMs = 1_000;
 const startMs = Date.UTC(2025, 0, 1);
 const userIds = ['u0', 'u1', 'u2'] as const;
 
-// ---- the model: written from DESIGN.md, independent of src/domain/order-state.ts
+// ---- the model: written from the contract (docs/api.md), independent of src/domain/order-state.ts
 
 /** Legal transitions and how each moves the ledger, per unit of the order's qty. */
 const modelTransitions: Record<string, { to: OrderState; reserved: number; sold: number; user: number }> = {

@@ -1,7 +1,7 @@
 // Table-driven test of the order state machine over every (state × action)
 // pair, at times before, exactly at, and after the reservation's expiry.
-// The expected table is written out from the contract ("Stock ledger and order
-// state machine"), not derived from src/domain/order-state.ts.
+// The expected table is written out from docs/api.md ("Orders: read, list,
+// transition"), not derived from src/domain/order-state.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { transition } from '../../src/domain/ledger.ts';
@@ -50,7 +50,7 @@ const times = {
   'after expiry': expiresAtMs + 60_000,
 } as const;
 
-/** What the DESIGN says should happen for this pair at this time. */
+/** What the contract says should happen for this pair at this time. */
 function expectedOutcome(
   state: OrderState,
   action: OrderAction,
@@ -154,7 +154,7 @@ describe('every (state × action) pair', () => {
 });
 
 describe('the transition table', () => {
-  test('nextState matches DESIGN.md for every pair', () => {
+  test('nextState matches the contract for every pair', () => {
     for (const state of orderStates) {
       for (const action of orderActions) {
         assert.equal(nextState(state, action), legal[state]?.[action]?.to, `${state} + ${action}`);

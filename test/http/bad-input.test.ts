@@ -1,5 +1,5 @@
-// Bad input, class by class (DESIGN: "Bad input gets a 4xx problem+json and
-// changes nothing; the process never crashes on it"). Every case checks:
+// Bad input, class by class (docs/api.md: "A request refused with a 4xx
+// changes nothing"; and the process never crashes on it). Every case checks:
 //   - the status is the 4xx the contract names, with the stable snake_case
 //     code from the error catalogue;
 //   - the reply is application/problem+json {type, title, status, code,
@@ -330,6 +330,7 @@ const groups: Record<string, HttpCase[]> = {
       method: 'POST',
       path: `/v1/skus/${NEVER}/adjustments`,
       key: adminKey,
+      headers: idem(),
       body: { delta: 5, reason: 'restock' },
       status: 404,
       code: 'sku_not_found',
@@ -1053,6 +1054,7 @@ const groups: Record<string, HttpCase[]> = {
       method: 'POST',
       path: `/v1/skus/${RED}/adjustments`,
       key: adminKey,
+      headers: idem(),
       body: { delta: -10, reason: 'write-off' },
       status: 409,
       code: 'adjustment_below_committed',
@@ -1269,7 +1271,7 @@ describe('after all that bad input', () => {
   });
 
   it('a transition POST without a body is not bad input (the other side of the non-empty-body case)', async () => {
-    // DESIGN: "Transition POSTs (/pay, /ship, ...) take no body".
+    // docs/api.md: transitions take no body.
     const cancelled = await api(base, 'POST', `/v1/orders/${aliceOrderId}/cancel`);
     assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
     assert.equal(cancelled.body.state, 'cancelled');

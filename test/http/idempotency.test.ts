@@ -1,4 +1,4 @@
-// Idempotency-Key over real HTTP (DESIGN.md, "Contract details"): a replay
+// Idempotency-Key over real HTTP (docs/api.md, "Idempotency"): a replay
 // returns the original status and body, the same key with a different body is
 // 422, only 2xx answers are recorded, keys are scoped per API key, concurrent
 // retries collapse into one order, and batch items share the key space with

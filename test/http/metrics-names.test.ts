@@ -19,6 +19,7 @@ const hotstockFamilies: Record<string, string> = {
   hotstock_http_request_duration_seconds: 'histogram',
   hotstock_http_problems_total: 'counter',
   hotstock_requests_shed_total: 'counter',
+  hotstock_requests_rate_limited_total: 'counter',
   hotstock_reservations_total: 'counter',
   hotstock_idempotent_replays_total: 'counter',
   hotstock_order_transitions_total: 'counter',

@@ -1,7 +1,7 @@
 // The order state machine over real HTTP: every (state × action) pair for the
 // four transition endpoints, reservation expiry (before and after the sweep),
 // and how each transition moves the SKU's stock ledger. The expected table is
-// written out from DESIGN.md ("Stock ledger and order state machine"), not
+// written out from docs/api.md ("Orders: read, list, transition"), not
 // derived from src/domain.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -23,7 +23,7 @@ const initialStock = 10;
 /** The shortest reservation TTL the service accepts; tests that need expiry wait just past it. */
 const shortTtlMs = 1_000;
 
-/** Legal (state, action) pairs from DESIGN.md: the next state and the ledger change for `qty` units. */
+/** Legal (state, action) pairs from docs/api.md: the next state and the ledger change for `qty` units. */
 interface Legal {
   to: State;
   reserved: number;
@@ -52,7 +52,7 @@ const pathTo: Record<Exclude<State, 'expired'>, Action[]> = {
   cancelled: ['cancel'],
 };
 
-// `transition` sends the empty JSON object the schema tolerates (DESIGN.md says
+// `transition` sends the empty JSON object the schema tolerates (docs/api.md says
 // transitions take no body); a separate test below checks that a body-less POST
 // works too, so one defect does not mask the whole table.
 
@@ -85,7 +85,7 @@ function ledgerFor(state: State): { reserved: number; sold: number } {
   };
 }
 
-/** Applies `action` and checks the outcome against the DESIGN table. */
+/** Applies `action` and checks the outcome against the table in docs/api.md. */
 async function checkCell(base: string, state: State, action: Action, orderId: string, sku: string): Promise<void> {
   const before = await snapshot(base, orderId, sku);
   assert.equal(before.order.state, state, 'the order is in the state under test');
@@ -190,7 +190,7 @@ describe('every (state × action) pair over HTTP', () => {
 });
 
 describe('transitions over HTTP', () => {
-  test('a transition POST with no body at all is accepted (DESIGN: transitions take no body)', async () => {
+  test('a transition POST with no body at all is accepted (transitions take no body)', async () => {
     const sku = await freshSku(main.url, 'tr-nobody', initialStock);
     const first = await createdOrder(main.url, sku);
     for (const action of ['pay', 'ship', 'complete'] as const) {

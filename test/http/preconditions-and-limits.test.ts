@@ -1,7 +1,7 @@
 // Versioned writes (ETag / If-Match), per-user limits, sold_out versus
 // insufficient_stock, stock adjustments, the catalog and order listings with
 // their cursors, and a batch that oversubscribes a SKU — all over real HTTP,
-// checked against DESIGN.md ("HTTP API v1", "Contract details").
+// checked against docs/api.md.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ErrorCode } from '../../src/errors.ts';

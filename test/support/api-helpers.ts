@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { OrderView, SkuView } from '../../src/http/views.ts';
 import { callTimeoutMs } from './load.ts';
-import { type ApiResponse, adminKey, api, clientKey, createSku, reserve } from './service.ts';
+import { type ApiResponse, adminKey, api, clientKey, createSku, freshIdempotencyKey, reserve } from './service.ts';
 
 /** Pages one listing walk may fetch before the test calls it a runaway cursor. */
 const listingPagesMax = 1_000;
@@ -59,7 +59,10 @@ export function putSku(
   return api<SkuView>(base, 'PUT', `/v1/skus/${encodeURIComponent(sku)}`, { key: adminKey, body, headers });
 }
 
-/** A stock adjustment by `delta` (a restock when positive, else a write-off) with the admin key. */
+/**
+ * A stock adjustment by `delta` (a restock when positive, else a write-off)
+ * with the admin key, under a fresh Idempotency-Key unless `headers` names one.
+ */
 export function adjust(
   base: string,
   sku: string,
@@ -69,13 +72,13 @@ export function adjust(
   return api<SkuView>(base, 'POST', `/v1/skus/${encodeURIComponent(sku)}/adjustments`, {
     key: adminKey,
     body: { delta, reason: delta > 0 ? 'restock' : 'write-off' },
-    headers,
+    headers: { 'idempotency-key': freshIdempotencyKey('adjust'), ...headers },
   });
 }
 
 /**
- * A transition POST (pay, ship, complete, cancel). DESIGN.md says transitions
- * take no body; this sends the empty JSON object the schema tolerates.
+ * A transition POST (pay, ship, complete, cancel). Transitions take no body
+ * (docs/api.md); this sends the empty JSON object the schema tolerates.
  */
 export function transition(
   base: string,

@@ -3,6 +3,7 @@
 // Idempotency-Key, a seeded random source (so a failing run can be replayed
 // with HOTSTOCK_TEST_SEED), and helpers to run many workers at once. Reading
 // SKUs and listings goes through test/support/api-helpers.ts.
+import { assertConforms, targetOf } from './conformance.ts';
 import { clientKey } from './service.ts';
 
 /** Longest any single HTTP call may take before it counts as a network failure. */
@@ -29,7 +30,10 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-/** One HTTP call; an answer of any status resolves, a missing answer throws NetworkFailure. */
+/**
+ * One HTTP call; an answer of any status resolves (once checked against the
+ * server's OpenAPI document), a missing answer throws NetworkFailure.
+ */
 export async function call<T = Record<string, unknown>>(
   base: string,
   method: string,
@@ -45,6 +49,7 @@ export async function call<T = Record<string, unknown>>(
   }
   let text: string;
   let status: number;
+  let responseHeaders: Headers;
   try {
     const response = await fetch(`${base}${path}`, {
       method,
@@ -53,10 +58,18 @@ export async function call<T = Record<string, unknown>>(
       signal: AbortSignal.timeout(options.timeoutMs ?? callTimeoutMs),
     });
     status = response.status;
+    responseHeaders = response.headers;
     text = await response.text();
   } catch (error) {
     throw new NetworkFailure(error);
   }
+  await assertConforms(base, {
+    method,
+    target: targetOf(base, path),
+    status,
+    header: (name) => responseHeaders.get(name) ?? undefined,
+    text,
+  });
   let parsed: unknown = text;
   try {
     parsed = text.length > 0 ? JSON.parse(text) : undefined;

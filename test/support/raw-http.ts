@@ -4,6 +4,7 @@
 // lines. One request per connection; the reply is read until the server
 // closes the socket (send `Connection: close`).
 import { connect } from 'node:net';
+import { assertConforms } from './conformance.ts';
 
 export interface RawResponse {
   status: number;
@@ -55,19 +56,38 @@ export function parseRawResponse(data: Buffer): RawResponse {
   return { status: Number(statusMatch[1]), headers, body, json };
 }
 
+/** Method and request target of the request line at the start of `first`, as far as it reads as one. */
+function requestLineOf(first: string | Buffer | undefined): { method: string; target: string } {
+  const line = (first === undefined ? '' : first.toString('latin1')).split('\r\n', 1)[0] ?? '';
+  const [method = '', target = ''] = line.split(' ');
+  return { method, target };
+}
+
 /**
  * Sends `pieces` (written in order, with backpressure) to the server at
- * `baseUrl` and resolves with its parsed reply once the connection closes.
- * The server may answer and close before every piece is written (413): write
- * errors after that are expected and ignored.
+ * `baseUrl` and resolves with its parsed reply once the connection closes,
+ * checked against the server's OpenAPI document. The server may answer and
+ * close before every piece is written (413): write errors after that are
+ * expected and ignored.
  */
-export function rawRequest(
+export async function rawRequest(
   baseUrl: string,
   pieces: string | Buffer | Iterable<string | Buffer>,
   timeoutMs = 10_000,
 ): Promise<RawResponse> {
+  const list = typeof pieces === 'string' || Buffer.isBuffer(pieces) ? [pieces] : [...pieces];
+  const reply = await exchange(baseUrl, list, timeoutMs);
+  await assertConforms(baseUrl, {
+    ...requestLineOf(list[0]),
+    status: reply.status,
+    header: (name) => reply.headers[name],
+    text: reply.body.toString('utf8'),
+  });
+  return reply;
+}
+
+function exchange(baseUrl: string, list: readonly (string | Buffer)[], timeoutMs: number): Promise<RawResponse> {
   const { hostname, port } = new URL(baseUrl);
-  const list: Iterable<string | Buffer> = typeof pieces === 'string' || Buffer.isBuffer(pieces) ? [pieces] : pieces;
   return new Promise<RawResponse>((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) });
     const received: Buffer[] = [];

@@ -1,14 +1,17 @@
 // Starting real hotstock services for tests: in-process (fast, for HTTP
 // behaviour) or as a child process (for crash and CLI tests). Both listen on
 // a free loopback port and use a fresh temporary data directory.
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
+import { type RawServeOptions, type Role, type ServeConfig, serveConfig } from '../../src/config.ts';
 import { idempotencyTtlMsDefault, reservationTtlMsDefault } from '../../src/constants.ts';
 import { type Service, startService } from '../../src/service.ts';
+import { assertConforms, forgetOpenApi, openApiOf, targetOf } from './conformance.ts';
 
 export const adminKey = 'test-admin-key';
 export const clientKey = 'test-client-key';
@@ -31,7 +34,11 @@ export interface TestService {
   remove: () => void;
 }
 
-export async function startTestService(overrides: Partial<ServeConfig> = {}): Promise<TestService> {
+/** An in-process service on a fresh data directory; `raw` sets flags (as parsed) before the config is built. */
+export async function startTestService(
+  overrides: Partial<ServeConfig> = {},
+  raw: Partial<RawServeOptions> = {},
+): Promise<TestService> {
   const { dir, remove } = tempDataDir();
   const config: ServeConfig = {
     ...serveConfig({
@@ -49,11 +56,51 @@ export async function startTestService(overrides: Partial<ServeConfig> = {}): Pr
       shedQueueWaitMs: 0,
       shedEventLoopLagMs: 0,
       logLevel: 'silent',
+      ...raw,
     }),
     ...overrides,
   };
   const service = await startService(config);
+  forgetOpenApi(service.url);
+  await openApiOf(service.url);
   return { url: service.url, service, dataDir: config.dataDir, stop: () => service.close(), remove };
+}
+
+/**
+ * One in-process service for a test file: started before its tests, stopped
+ * and removed after them. Read `url` and `current` inside the tests; a later
+ * `before` hook awaits `ready` (node:test runs root-level hooks concurrently).
+ */
+export function useTestService(
+  overrides: Partial<ServeConfig> = {},
+  raw: Partial<RawServeOptions> = {},
+): { readonly url: string; readonly current: TestService; readonly ready: Promise<TestService> } {
+  let started: TestService | undefined;
+  let resolveReady: (service: TestService) => void = () => {};
+  const ready = new Promise<TestService>((resolve) => {
+    resolveReady = resolve;
+  });
+  before(async () => {
+    started = await startTestService(overrides, raw);
+    resolveReady(started);
+  });
+  after(async () => {
+    await started?.stop();
+    started?.remove();
+  });
+  const current = () => {
+    assert.ok(started, 'the service runs from before() to after()');
+    return started;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get current() {
+      return current();
+    },
+    ready,
+  };
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -62,7 +109,10 @@ export interface ApiResponse<T = Record<string, unknown>> {
   body: T;
 }
 
-/** A small fetch wrapper: JSON in, JSON (or problem+json) out. */
+/**
+ * A small fetch wrapper: JSON in, JSON (or problem+json) out. Every response
+ * is checked against the server's OpenAPI document (conformance.ts).
+ */
 export async function api<T = Record<string, unknown>>(
   base: string,
   method: string,
@@ -86,6 +136,13 @@ export async function api<T = Record<string, unknown>>(
   const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
   const response = await fetch(`${base}${path}`, { method, headers, body, signal });
   const text = await response.text();
+  await assertConforms(base, {
+    method,
+    target: targetOf(base, path),
+    status: response.status,
+    header: (name) => response.headers.get(name) ?? undefined,
+    text,
+  });
   let parsed: unknown = text;
   try {
     parsed = text.length > 0 ? JSON.parse(text) : undefined;
@@ -189,7 +246,7 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      const match = /Server listening at (https?:\/\/127\.0\.0\.1:\d+)/.exec(output);
       if (match) resolve(match[1]!);
     };
     child.stdout!.on('data', onData);
@@ -202,6 +259,10 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
       serverStartTimeoutMs,
     ).unref();
   });
+  // The document is read now, while the server surely runs: a crash test may kill it before its first check.
+  // (An HTTPS test reads it itself, with its certificate authority.)
+  forgetOpenApi(url);
+  if (url.startsWith('http:')) await openApiOf(url);
   return { url, child, exited, output: () => output };
 }
 
@@ -218,12 +279,17 @@ export function etcdArgs(endpoints: readonly string[], prefix: string, extra: st
   return ['--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix, ...extra];
 }
 
-/** Runs `hotstock check` on a data dir (plus any flags, e.g. `etcdArgs`) and returns its exit code and output. */
-export async function runCheck(
-  dataDir: string,
-  extraArgs: string[] = [],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [mainScript, 'check', '--data-dir', dataDir, ...extraArgs], {
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `hotstock <args>` to its end with only the HOTSTOCK_* variables in `env`; its exit code and output. */
+export async function runHotstock(args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOTSTOCK_')));
+  const child = spawn(process.execPath, [mainScript, ...args], {
+    env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -234,8 +300,13 @@ export async function runCheck(
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   return { code, stdout, stderr };
+}
+
+/** Runs `hotstock check` on a data dir (plus any flags, e.g. `etcdArgs`) and returns its exit code and output. */
+export function runCheck(dataDir: string, extraArgs: string[] = []): Promise<CommandResult> {
+  return runHotstock(['check', '--data-dir', dataDir, ...extraArgs]);
 }
 
 export type { Role };
