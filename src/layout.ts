@@ -23,7 +23,7 @@
 // expiry index. Composite keys join their parts with NUL, which ids cannot
 // contain (they are printable), so a prefix for one user never runs into
 // another user whose id merely starts the same way.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { holdsUnits } from './domain/order-state.ts';
 import type { OrderRecord, SkuRecord } from './domain/types.ts';
 import { prefixEnd, type Store } from './store/contract.ts';
@@ -124,7 +124,7 @@ export interface AdjustmentRecord {
  * another mutation's record. Scoped to the caller, so two API keys never share one.
  */
 export function idempotencyId(scope: string, key: string): string {
-  return createHash('sha256').update(scope).update(sep).update(key).digest('base64url').slice(0, idempotencyIdChars);
+  return hash('sha256', `${scope}${sep}${key}`, 'base64url').slice(0, idempotencyIdChars);
 }
 
 /** The NUL-separated parts of a key after its root, e.g. a catalog entry's (product, size, color, sku). */

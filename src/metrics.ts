@@ -102,6 +102,11 @@ export class Metrics {
     latencyBucketsSeconds,
     ['route', 'method', 'status'] as const,
   );
+  /**
+   * Latency series by `route method status`: bounded by the routes, the
+   * methods Node's parser knows, and the statuses the API answers.
+   */
+  private readonly durationSeries = new Map<string, { observe(seconds: number): void }>();
   readonly httpProblems = counter(
     this.registry,
     'hotstock_http_problems_total',
@@ -274,10 +279,17 @@ export class Metrics {
     problemCode: string | undefined,
     seconds: number,
   ): void {
-    const route = routeLabel(url);
-    const status = String(statusCode);
-    this.httpRequestDuration.observe({ route, method, status }, seconds);
-    if (problemCode !== undefined) this.httpProblems.inc({ route, method, status, code: problemCode });
+    const series = `${url} ${method} ${statusCode}`;
+    let duration = this.durationSeries.get(series);
+    if (duration === undefined) {
+      // One child per (route, method, status), kept: prom-client hashes the labels of every call otherwise.
+      duration = this.httpRequestDuration.labels({ route: routeLabel(url), method, status: String(statusCode) });
+      this.durationSeries.set(series, duration);
+    }
+    duration.observe(seconds);
+    if (problemCode !== undefined) {
+      this.httpProblems.inc({ route: routeLabel(url), method, status: String(statusCode), code: problemCode });
+    }
   }
 
   batchCommitted(skuId: string, batchSize: number, commitMs: number): void {

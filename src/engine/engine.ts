@@ -68,6 +68,7 @@ export class Engine {
     this.observer = observer;
     this.hooks = {
       context: () => this.context(),
+      queueWaitBoundMs: options.shedQueueWaitMs ?? 0,
       committed: (skuId, batchSize, commitMs) => observer.batchCommitted(skuId, batchSize, commitMs),
       decided: (op, result) => observer.operationDecided(op, result),
       dequeued: (count) => {

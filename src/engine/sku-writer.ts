@@ -42,6 +42,8 @@ export interface WarmSku {
 
 export interface WriterHooks {
   context(): DecideContext;
+  /** Requests that have waited this long when their turn comes are answered 503 instead (0 = never). */
+  readonly queueWaitBoundMs: number;
   /** Called after every durable commit that wrote something. */
   committed(skuId: string, batchSize: number, commitMs: number): void;
   /** Called for every decided operation, with the outcome it got. */
@@ -209,11 +211,28 @@ export class SkuWriter {
    * ahead did not count units for.
    */
   private take(): Queued[] {
+    this.shedLate();
     const batch = this.queue.splice(0, batchOpsMax);
     const upsertAt = batch.findIndex((queued) => queued.op.kind === 'upsert');
     const end = upsertAt === -1 ? batch.length : upsertAt === 0 ? 1 : upsertAt;
     this.queue.unshift(...batch.slice(end));
     return batch.slice(0, end);
+  }
+
+  /**
+   * Answers 503 `overloaded` to the requests at the head of the queue that
+   * have waited past the bound: they could no longer be served in time, and
+   * deciding them would only make every request behind them later still.
+   */
+  private shedLate(): void {
+    const bound = this.hooks.queueWaitBoundMs;
+    if (bound <= 0) return;
+    const nowMs = performance.now();
+    let late = 0;
+    while (late < this.queue.length && nowMs - this.queue[late]!.queuedAtMs > bound) late++;
+    if (late > 0) {
+      this.answerAll(this.queue.splice(0, late), rejected('overloaded', 'waited too long for its turn; retry shortly'));
+    }
   }
 
   /** Reads and decides the next batch on top of the batches in flight. */

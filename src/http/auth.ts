@@ -3,7 +3,7 @@
 // compares digests, which an attacker cannot steer). The set of keys can be
 // replaced while serving (SIGHUP): requests already authenticated keep their
 // principal, the next one sees the new keys.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Credentials, QuotaRate, Role } from '../credentials.ts';
 import { HttpProblem } from '../errors.ts';
@@ -19,7 +19,8 @@ export interface Principal {
 }
 
 function digest(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  // The one-shot hash: a fraction of createHash's cost, paid on every request.
+  return hash('sha256', key, 'hex');
 }
 
 export class ApiKeys {

@@ -11,13 +11,21 @@ import { validationIssue } from './validation-words.ts';
 
 export const problemContentType = 'application/problem+json';
 
-export function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyReply {
+/** A problem to send: a thrown HttpProblem, or an engine rejection (a value: no Error built, no stack captured). */
+export interface ProblemLike {
+  code: ErrorCode;
+  detail: string;
+  extra?: Record<string, unknown> | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+export function sendProblem(reply: FastifyReply, problem: ProblemLike): FastifyReply {
+  const status = errorCatalogue[problem.code].status;
   const headers: Record<string, string> = { ...problem.headers };
-  if (problem.status === 503 && headers['retry-after'] === undefined)
-    headers['retry-after'] = String(retryAfterSeconds);
+  if (status === 503 && headers['retry-after'] === undefined) headers['retry-after'] = String(retryAfterSeconds);
   reply.problemCode = problem.code; // for the error metrics, counted when the response is done
   return reply
-    .code(problem.status)
+    .code(status)
     .headers(headers)
     .type(problemContentType)
     .send(problemBody(problem.code, problem.detail, problem.extra));

@@ -8,6 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IdempotencyIntent, IfMatch, OperationResult, Rejected, Resource } from '../engine/operations.ts';
 import { HttpProblem } from '../errors.ts';
 import type { Principal } from './auth.ts';
+import { sendProblem } from './problem.ts';
 import { etag, resourceView } from './views.ts';
 
 declare module 'fastify' {
@@ -187,7 +188,8 @@ export function locationOf(resource: Resource): string {
  * marker), and its Location on a 201; or throws the rejection as a problem.
  */
 export function sendResult(reply: FastifyReply, result: OperationResult): FastifyReply {
-  if (!result.ok) throw problemOf(result);
+  // Sent, not thrown: a sold-out storm or a shed burst should not build an Error (and its stack) per request.
+  if (!result.ok) return sendProblem(reply, result);
   reply.code(result.status).header('etag', etag(result.version));
   if (result.status === 201) reply.header('location', locationOf(result.resource));
   if (result.replayed) reply.header('idempotent-replayed', 'true');

@@ -49,6 +49,9 @@ export interface OrderView {
 }
 
 export function orderView(order: OrderRecord, version: number): OrderView {
+  // A new order's history holds one entry, at its creation: one date to format, not two.
+  const createdAt = new Date(order.createdAtMs).toISOString();
+  const isoOf = (atMs: number) => (atMs === order.createdAtMs ? createdAt : new Date(atMs).toISOString());
   return {
     id: order.id,
     sku: order.sku,
@@ -56,9 +59,9 @@ export function orderView(order: OrderRecord, version: number): OrderView {
     userId: order.userId,
     state: order.state,
     priceCents: order.priceCents,
-    createdAt: new Date(order.createdAtMs).toISOString(),
+    createdAt,
     expiresAt: new Date(order.expiresAtMs).toISOString(),
-    history: order.history.map((change) => ({ state: change.state, at: new Date(change.atMs).toISOString() })),
+    history: order.history.map((change) => ({ state: change.state, at: isoOf(change.atMs) })),
     version,
   };
 }

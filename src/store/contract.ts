@@ -135,6 +135,12 @@ const codePointMax = 0x10ffff;
  * a noncharacter.
  */
 export function prefixEnd(prefix: string): string {
+  // The common case, on every per-user range of a reservation: a well-formed
+  // prefix ending in a BMP character (the key layout's NUL separator).
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (last < 0xffff && (last < 0xd800 || last > 0xdfff) && prefix.isWellFormed()) {
+    return prefix.slice(0, -1) + String.fromCharCode(last === 0xd7ff ? 0xe000 : last + 1);
+  }
   const points = Array.from(prefix, (char) => {
     const point = char.codePointAt(0)!;
     return point >= 0xd800 && point <= 0xdfff ? 0xfffd : point;
