@@ -72,6 +72,12 @@ interface Decided {
   decisions: Decision[];
   ws: WorkingSet;
   writes: boolean;
+  /**
+   * The batch in flight whose revision the store had not said when this one
+   * was read: what this one read of it carries a placeholder version, filled
+   * in once it lands (this batch is issued only then).
+   */
+  layeredOn: Batch | undefined;
 }
 
 /** A batch launched: handed to the store, or waiting for the revision of the one ahead. */
@@ -237,6 +243,7 @@ export class SkuWriter {
 
   /** Reads and decides the next batch on top of the batches in flight. */
   private async prepare(): Promise<Decided | undefined> {
+    const layeredOn = this.inflight.findLast((ahead) => ahead.writes && ahead.revision === undefined);
     const batch = this.take();
     let ws: WorkingSet;
     try {
@@ -268,7 +275,7 @@ export class SkuWriter {
     const writes = ws.writesCount() > 0;
     // Every commit checks the SKU record, so a batch layered on one that did not apply cannot apply either.
     assert.ok(!writes || ws.isGuarded(keys.sku(this.skuId)), 'a batch that writes checks the SKU record');
-    return { queued: batch.slice(0, decisions.length), decisions, ws, writes };
+    return { queued: batch.slice(0, decisions.length), decisions, ws, writes, layeredOn };
   }
 
   /** Hands a decided batch to the store, or to the wait for the batch ahead whose revision its checks need. */
@@ -282,7 +289,8 @@ export class SkuWriter {
       done: Promise.resolve(noCommit),
       settled: undefined,
     };
-    const unknown = this.inflight.findLast((ahead) => ahead.writes && ahead.revision === undefined);
+    // It may have landed (and left the pipeline) while this batch was read.
+    const unknown = decided.layeredOn;
     this.inflight.push(batch);
     if (!batch.writes) {
       // Nothing to commit: answered once the batches ahead of it have landed.

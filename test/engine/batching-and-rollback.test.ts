@@ -14,6 +14,8 @@ import { keys, operationCosts } from '../../src/layout.ts';
 import {
   type CommitResult,
   commitBytes,
+  type Entry,
+  type RangeQuery,
   type Store,
   type StoreLimits,
   type VersionCheck,
@@ -39,6 +41,8 @@ class FaultyStore extends CountingStore {
   failNextCommits = 0;
   /** While set, commits wait for it: a store that has stalled (a slow disk). */
   stall: Promise<void> | undefined;
+  /** Reads and commits take this long, as over a network (etcd). */
+  latencyMs = 0;
   private readonly testLimits: StoreLimits;
   constructor(inner: LmdbStore, limits: Partial<StoreLimits> = {}) {
     super(inner);
@@ -47,7 +51,17 @@ class FaultyStore extends CountingStore {
   override get limits(): StoreLimits {
     return this.testLimits;
   }
+  override async getMany<V>(keys: readonly string[]): Promise<(Entry<V> | undefined)[]> {
+    if (this.latencyMs > 0) await setTimeout(Math.random() * this.latencyMs);
+    return super.getMany<V>(keys);
+  }
+  override async rangeMany<V>(queries: readonly RangeQuery[]): Promise<Entry<V>[][]> {
+    if (this.latencyMs > 0) await setTimeout(Math.random() * this.latencyMs);
+    return super.rangeMany<V>(queries);
+  }
+  // A plain promise: like etcd, this store says a commit's revision only when it lands.
   override async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
+    if (this.latencyMs > 0) await setTimeout(Math.random() * this.latencyMs);
     assert.ok(checks.length <= this.limits.commitChecksMax, 'the engine exceeded commitChecksMax');
     assert.ok(writes.length <= this.limits.commitWritesMax, 'the engine exceeded commitWritesMax');
     assert.ok(commitBytes(writes) <= this.limits.commitBytesMax, 'the engine exceeded commitBytesMax');
@@ -187,6 +201,37 @@ describe('pipeline: the next batch is decided while one commits', () => {
       JSON.stringify(results),
     );
     assert.equal(engine.getSku('layered')?.record.reserved, 4);
+    assert.deepEqual((await checkLedger(store)).violations, []);
+    await store.close();
+  });
+
+  test('on a store that says revisions only on landing, a batch read while the one ahead lands is issued against its revision', async () => {
+    const store = new FaultyStore(openStore());
+    store.latencyMs = 4;
+    const engine = engineOn(store);
+    await engine.upsert(
+      'remote',
+      { entry: { product: 'p', size: 'M', color: 'red', priceCents: 100, maxPerUser: 2 }, initialStock: 1_000 },
+      {},
+    );
+    // Arriving a few at a time, so batches follow one another while earlier ones are still in flight.
+    const pending: Promise<OperationResult>[] = [];
+    for (let i = 0; i < 400; i++) {
+      pending.push(engine.reserve('remote', reservation(`u${i % 150}`)));
+      if (i % 5 === 4) await setTimeout(1);
+    }
+    const results = await Promise.all(pending);
+    // Users 0-99 asked three times, 100-149 twice: the limit of two refuses exactly 100.
+    assert.equal(
+      count(results, (r) => r.ok),
+      300,
+      JSON.stringify(results.find((r) => !r.ok)),
+    );
+    assert.equal(
+      count(results, (r) => !r.ok && r.code === 'per_user_limit_exceeded'),
+      100,
+    );
+    assert.equal(engine.getSku('remote')?.record.reserved, 300);
     assert.deepEqual((await checkLedger(store)).violations, []);
     await store.close();
   });
