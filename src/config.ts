@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { type Command, InvalidArgumentError } from 'commander';
-import { addFlags, endpointList, type Flag, integer, ratio } from './cli/flags.ts';
+import { addFlags, endpointList, type Flag, integer, ratio, share } from './cli/flags.ts';
 import {
   breakerConsecutiveFailuresDefault,
   breakerFailureRateDefault,
@@ -82,8 +82,12 @@ export interface TlsConfig {
 
 export interface ServeConfig {
   store: 'lmdb' | 'etcd';
+  /** The other store, kept a current copy through the outbox (cutover/); SKUs can move to it and back. */
+  mirror: 'lmdb' | 'etcd' | undefined;
+  /** Share of SKU and order reads also compared with the mirror (shadow reads), 0 to 1. */
+  shadowReadRatio: number;
   dataDir: string;
-  /** Set when `store` is etcd. */
+  /** Set when `store` or `mirror` is etcd. */
   etcd: EtcdConfig | undefined;
   breaker: BreakerConfig;
   host: string;
@@ -143,6 +147,19 @@ function cursorSecret(value: string, flag: string): string {
 /** Every `serve` flag; each has its environment twin. */
 export const serveFlags: readonly Flag[] = [
   { name: 'store', arg: 'kind', help: 'storage backend', choices: ['lmdb', 'etcd'], default: 'lmdb' },
+  {
+    name: 'mirror',
+    arg: 'kind',
+    help: 'the other store, kept a copy of --store through a durable outbox, for moving SKUs between them',
+    choices: ['lmdb', 'etcd'],
+  },
+  {
+    name: 'shadow-read-ratio',
+    arg: 'share',
+    help: 'share of SKU and order reads also compared with the mirror, 0 to 1 (X-Canary: shadow asks for one)',
+    parse: share,
+    default: 0,
+  },
   { name: 'data-dir', arg: 'dir', help: 'directory of the embedded LMDB store', default: './data' },
   { name: 'host', arg: 'address', help: 'address to listen on', default: '127.0.0.1' },
   {
@@ -321,6 +338,8 @@ export function addServeOptions(command: Command): Command {
 
 export interface RawServeOptions {
   store: 'lmdb' | 'etcd';
+  mirror?: 'lmdb' | 'etcd';
+  shadowReadRatio?: number;
   dataDir: string;
   host: string;
   port: number;
@@ -408,15 +427,27 @@ function readable(flag: string, path: string): string {
   return path;
 }
 
+function mirrorOf(raw: RawServeOptions): ServeConfig['mirror'] {
+  if (raw.mirror !== undefined && raw.mirror === raw.store) {
+    throw new InvalidArgumentError(`--mirror ${raw.mirror} is --store already: a mirror is the other store`);
+  }
+  if (raw.mirror === undefined && (raw.shadowReadRatio ?? 0) > 0) {
+    throw new InvalidArgumentError('--shadow-read-ratio compares with a mirror: it needs --mirror');
+  }
+  return raw.mirror;
+}
+
 function etcdConfig(raw: RawServeOptions): EtcdConfig | undefined {
   const etcdOnly = ['etcdCa', 'etcdCert', 'etcdKey', 'etcdExpectMembers'] as const;
-  if (raw.store !== 'etcd') {
+  const usesEtcd = raw.store === 'etcd' || raw.mirror === 'etcd';
+  const named = raw.store === 'etcd' ? '--store etcd' : '--mirror etcd';
+  if (!usesEtcd) {
     if (raw.etcdEndpoints !== undefined || etcdOnly.some((name) => raw[name] !== undefined)) {
-      throw new InvalidArgumentError('--etcd-* flags need --store etcd');
+      throw new InvalidArgumentError('--etcd-* flags need --store etcd or --mirror etcd');
     }
     return undefined;
   }
-  if (raw.etcdEndpoints === undefined) throw new InvalidArgumentError('--store etcd needs --etcd-endpoints');
+  if (raw.etcdEndpoints === undefined) throw new InvalidArgumentError(`${named} needs --etcd-endpoints`);
   if ((raw.etcdCert === undefined) !== (raw.etcdKey === undefined)) {
     throw new InvalidArgumentError('--etcd-cert and --etcd-key go together');
   }
@@ -450,6 +481,8 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
   const sources = keySources(raw);
   return Object.freeze({
     store: raw.store,
+    mirror: mirrorOf(raw),
+    shadowReadRatio: raw.shadowReadRatio ?? 0,
     dataDir: raw.dataDir,
     etcd: etcdConfig(raw),
     breaker: {

@@ -285,6 +285,72 @@ export const watchCloseGraceMs = 5_000;
 /** A `Last-Event-ID` is a store revision: a safe integer, so at most 16 digits. */
 export const watchEventIdDigitsMax = 16;
 
+// ---- cutover: mirror, moves, shadow reads (src/cutover/) --------------------
+
+/** Writes the outbox adds to every commit it records: the entry itself. */
+export const outboxWritesPerCommit = 1;
+/**
+ * Outbox entries the mirror worker reads in one round. Consecutive entries
+ * are applied to the mirror together as far as the mirror's commit limits
+ * allow; one entry is one commit of the authoritative store (up to a full
+ * batch, ~1,500 writes on LMDB), so a round holds at most a few MiB.
+ */
+export const mirrorApplyEntriesMax = 64;
+/** After a failed round the worker waits this long, doubling up to the max, before it tries again. */
+export const mirrorRetryBackoffMsMin = 50;
+export const mirrorRetryBackoffMsMax = 5_000;
+/** A caught-up worker is woken by every recorded commit; it also looks on its own this often. */
+export const mirrorIdleWaitMs = 1_000;
+/**
+ * Entries an outbox may hold before the service says so loudly: an error in
+ * the log (again every `mirrorOutboxWarnIntervalMs`), the outbox gauge over
+ * its limit, and the HotstockMirrorOutboxOverBound alert. Commits go on: the
+ * mirror never slows the authoritative store, so a long mirror outage costs
+ * disk (about a batch's writes per entry), which the store's own disk and
+ * quota alerts watch. Moves out of that store wait for the mirror as always.
+ */
+export const mirrorOutboxEntriesWarn = 100_000;
+export const mirrorOutboxWarnIntervalMs = 60_000;
+/** Applied entries deleted from the outbox per trim commit (also bounded by the store's commit limits). */
+export const mirrorTrimEntriesMax = 4_096;
+/**
+ * An etcd commit that failed without a clear outcome may still apply; its
+ * outbox entry is read back this long after, and the mirror waits for the answer.
+ */
+export const outboxUnknownSettleMs = 2 * etcdCommitTimeoutMs;
+/** SKUs a move fences, drains and flips together (one etcd transaction flips them). */
+export const moveGroupSkusMax = 64;
+/** A move waits until the mirror is at most this many entries behind before it fences a group. */
+export const moveFenceLagEntriesMax = 256;
+/** How long a move waits for the mirror to come within `moveFenceLagEntriesMax` before it gives up. */
+export const movePreDrainTimeoutMs = 120_000;
+/** How long a fenced group waits for the mirror to apply everything before it is released unmoved. */
+export const moveDrainTimeoutMs = 30_000;
+/** Attempts at one group before the move rolls back. */
+export const moveGroupAttemptsMax = 3;
+/** A rollback that cannot proceed (a store down) tries again after this long, until it can. */
+export const moveRetryPauseMs = 1_000;
+/** Moves waiting behind the running one; past it, 409 move_queue_full. */
+export const movesQueuedMax = 16;
+/** SKUs one move request may name explicitly (`{"skus": [...]}`). */
+export const moveSkusMax = 1_000;
+/** Finished moves whose records are kept (the oldest are deleted past it). */
+export const movesKeptMax = 256;
+/** A shadow read gives up (result `skipped`) when the mirror has not caught up within this long. */
+export const shadowReadTimeoutMs = 2_000;
+/** Shadow reads compared at once; past it a sampled read is skipped, never queued. */
+export const shadowReadsInFlightMax = 64;
+/** Mismatches kept for GET /v1/admin/shadow/mismatches, newest first. */
+export const shadowMismatchesKept = 100;
+/** Rounds `hotstock reconcile` re-reads a difference, waiting for the mirror each time, before it reports it. */
+export const reconcileRecheckRoundsMax = 5;
+/** How long one re-check round waits for the mirror to apply what was recorded before it. */
+export const reconcileSettleTimeoutMs = 10_000;
+/** Differences `hotstock reconcile` keeps to re-check and print; past it they are counted. */
+export const reconcileDifferencesKeptMax = 10_000;
+/** Differences printed; the rest are counted. */
+export const reconcileDifferencesPrintedMax = 100;
+
 // ---- observability -----------------------------------------------------------
 
 /**
@@ -382,3 +448,21 @@ assert.ok(
   watchHeartbeatIntervalMsDefault >= watchHeartbeatIntervalMsMin &&
     watchHeartbeatIntervalMsDefault <= watchHeartbeatIntervalMsMax,
 );
+assert.ok(
+  Object.values(operationCosts).every(
+    (cost) =>
+      cost.writes + operationCosts.idempotency.writes + operationCosts.skuRecord.writes + outboxWritesPerCommit <=
+      etcdMaxTxnOpsMin,
+  ),
+  'any one operation and its outbox entry fit the smallest etcd transaction hotstock accepts',
+);
+assert.ok(
+  moveGroupSkusMax + 1 <= etcdMaxTxnOpsDefault,
+  "a group's routes and the move record fit one etcd transaction",
+);
+assert.ok(
+  moveFenceLagEntriesMax >= mirrorApplyEntriesMax,
+  'a fenced group waits for at most a few rounds of the mirror',
+);
+assert.ok(mirrorRetryBackoffMsMin < mirrorRetryBackoffMsMax);
+assert.ok(reconcileDifferencesPrintedMax <= reconcileDifferencesKeptMax, 'what is printed was kept');

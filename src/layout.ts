@@ -14,6 +14,16 @@
 //   adjustment/<sku>␀<id>                   audit trail of stock adjustments
 //   sweep/<sku>                             how far the expiry sweep has read the SKU's orders (a hint)
 //
+// With a mirror (cutover/), a store also holds keys of its own that are never
+// mirrored (see `isMirrored`):
+//
+//   outbox/<seq>                            {atMs, writes}: a commit's mirrored writes, recorded in that commit
+//   outbox-meta                             {stream, trimmedThrough}: the outbox's identity and how far it was trimmed
+//   mirror/<source kind>                    {stream, appliedThrough, partial}: how far this store applied the source's outbox
+//   routing/config                          {defaultStore, seed}: the SKU routing's defaults (etcd only)
+//   routing/sku/<sku>                       {store, moveId}: where a SKU is authoritative, when a move put it there
+//   routing/move/<id>                       a move's durable state
+//
 // A reservation writes three keys: the order and its two index entries. Its
 // idempotency key is folded into the order: a new order's id is derived from
 // the caller's scope and key, so a retry finds the order itself, and the
@@ -26,7 +36,7 @@
 import { hash } from 'node:crypto';
 import { holdsUnits } from './domain/order-state.ts';
 import type { OrderRecord, SkuRecord } from './domain/types.ts';
-import { prefixEnd, type Store } from './store/contract.ts';
+import { prefixEnd, type Store, type Write } from './store/contract.ts';
 
 /** The layout this code reads and writes; a store holding another is refused at start. */
 export const layoutVersion = 2;
@@ -36,6 +46,8 @@ const sep = '\u0000';
 const timestampDigits = 15;
 /** Per-SKU order sequence numbers in base 36, padded so they sort as numbers (36^8 ≈ 2.8e12). */
 const seqDigits = 8;
+/** Outbox sequence numbers, zero-padded so they sort as numbers (Number.MAX_SAFE_INTEGER has 16 digits). */
+const outboxSeqDigits = 16;
 /** Characters of an idempotency id: 22 base64url characters carry 132 bits of SHA-256. */
 const idempotencyIdChars = 22;
 
@@ -71,6 +83,7 @@ export const keys = {
   userSkuOrdersPrefix: (userId: string, sku: string) => `user-orders/${userId}${sep}${sku}${sep}`,
   userOrder: (userId: string, sku: string, seq: number) => `user-orders/${userId}${sep}${sku}${sep}${seqPart(seq)}`,
 
+  idempotencyPrefix: 'idem/',
   idempotency: (idempotencyId: string) => `idem/${idempotencyId}`,
   idempotencyExpiryPrefix: 'idem-expiry/',
   idempotencyExpiry: (expiresAtMs: number, idempotencyId: string) =>
@@ -78,11 +91,68 @@ export const keys = {
   /** First key after every idempotency expiry entry due at or before `nowMs`. */
   idempotencyExpiryDueEnd: (nowMs: number) => `idem-expiry/${ms(nowMs + 1)}`,
 
+  adjustmentPrefix: 'adjustment/',
   adjustment: (sku: string, id: string) => `adjustment/${sku}${sep}${id}`,
 
   sweepPrefix: 'sweep/',
   sweep: (sku: string) => `sweep/${sku}`,
+
+  outboxPrefix: 'outbox/',
+  outboxEntry: (seq: number) => `outbox/${String(seq).padStart(outboxSeqDigits, '0')}`,
+  outboxMeta: 'outbox-meta',
+  mirrorResume: (sourceKind: string) => `mirror/${sourceKind}`,
+  routingConfig: 'routing/config',
+  routingSkuPrefix: 'routing/sku/',
+  routingSku: (sku: string) => `routing/sku/${sku}`,
+  routingMovePrefix: 'routing/move/',
+  routingMove: (id: string) => `routing/move/${id}`,
 } as const;
+
+/** The sequence number of an `outbox/` key. */
+export function seqOfOutboxKey(key: string): number {
+  return Number(key.slice(keys.outboxPrefix.length));
+}
+
+/**
+ * Keys a store keeps for itself, never copied to a mirror nor compared by
+ * reconcile: the layout marker (each store has its own), the outbox and the
+ * mirror's resume point, the routing (it lives in etcd only), the sweep's
+ * marks (hints, each store keeps its own), and a records migration's
+ * checkpoint (migrate/importer.ts).
+ */
+export const storeLocalPrefixes = ['outbox/', 'outbox-meta', 'mirror/', 'routing/', 'sweep/', 'migrate/'] as const;
+
+/** Whether a write to `key` is recorded in the outbox and applied to the mirror. */
+export function isMirrored(key: string): boolean {
+  if (key === keys.layout) return false;
+  for (const prefix of storeLocalPrefixes) if (key.startsWith(prefix)) return false;
+  return true;
+}
+
+/**
+ * The SKU a stored entry belongs to, so the store authoritative for it can be
+ * named: from the key where the key names it, from the record otherwise (an
+ * order, an idempotency record). Undefined for an idempotency expiry entry,
+ * whose SKU is its record's.
+ */
+export function skuOfEntry(key: string, value: unknown): string | undefined {
+  if (key.startsWith(keys.skuPrefix)) return key.slice(keys.skuPrefix.length);
+  if (key.startsWith(keys.catalogPrefix)) return keyParts(key, keys.catalogPrefix).at(-1);
+  if (key.startsWith(keys.skuOrdersRoot)) return keyParts(key, keys.skuOrdersRoot)[0];
+  if (key.startsWith(keys.userOrdersRoot)) return keyParts(key, keys.userOrdersRoot)[1];
+  if (key.startsWith(keys.adjustmentPrefix)) return keyParts(key, keys.adjustmentPrefix)[0];
+  if (key.startsWith(keys.orderPrefix)) return (value as Partial<OrderRecord> | null)?.sku;
+  if (key.startsWith(keys.idempotencyPrefix)) return skuOfIdempotencyRecord(value);
+  return undefined;
+}
+
+/** The SKU an idempotency record's answer concerns. */
+export function skuOfIdempotencyRecord(value: unknown): string | undefined {
+  const result = (value as Partial<IdempotencyRecord> | null)?.result;
+  if (result?.kind === 'order') return result.order?.sku;
+  if (result?.kind === 'sku') return result.sku?.sku;
+  return undefined;
+}
 
 /** The value of the `layout` key. */
 export interface LayoutRecord {
@@ -110,6 +180,48 @@ export interface IdempotencyRecord {
   /** The resource the answer carried, as it was then; its version is this record's own. */
   result: { kind: 'order'; order: OrderRecord } | { kind: 'sku'; sku: SkuRecord };
   expiresAtMs: number;
+}
+
+/** An `outbox/` entry: what one commit wrote that the mirror must apply, and when. */
+export interface OutboxEntry {
+  atMs: number;
+  writes: Write[];
+}
+
+/** The outbox's identity (a mirror's resume point names it) and how far applied entries were deleted. */
+export interface OutboxMeta {
+  stream: string;
+  trimmedThrough: number;
+}
+
+/**
+ * A mirror's resume point, written in the same commit as what it applied:
+ * every entry of the outbox `stream` through `appliedThrough` is applied,
+ * and of entry `partial.seq` the first `partial.offset` writes (an entry too
+ * big for one commit of the mirror is applied in parts).
+ */
+export interface MirrorResume {
+  stream: string;
+  appliedThrough: number;
+  partial: { seq: number; offset: number } | null;
+}
+
+export type StoreKind = 'lmdb' | 'etcd';
+
+/**
+ * The routing's defaults: where a SKU without a route of its own is
+ * authoritative, and the initial copy of that store into the mirror (`seed`:
+ * the outbox stream being copied while under way, `done` after).
+ */
+export interface RoutingConfig {
+  defaultStore: StoreKind;
+  seed: { state: 'copying'; stream: string } | { state: 'done' };
+}
+
+/** A SKU's own route: its authoritative store, and the move that put it there. */
+export interface SkuRoute {
+  store: StoreKind;
+  moveId: string;
 }
 
 /** The audit entry of one stock adjustment. */

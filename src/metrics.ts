@@ -9,6 +9,7 @@ import { statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
+import { mirrorOutboxEntriesWarn } from './constants.ts';
 import type { Engine } from './engine/engine.ts';
 import type { Operation, OperationResult } from './engine/operations.ts';
 import { SkuStockGauges } from './metrics-sku-stock.ts';
@@ -86,12 +87,21 @@ function histogram<L extends string = never>(
   return new Histogram({ name, help, buckets, labelNames, registers: [registry] });
 }
 
+/** What the cutover (a mirror, moves, routing) shows on a scrape; see cutover/. */
+export interface CutoverFigures {
+  mirrors(): { from: string; to: string; lagRevisions: number; lagSeconds: number; applied: number }[];
+  outboxes(): { store: string; entries: number }[];
+  movesByState(): Record<string, number>;
+  skusByStore(): Record<string, number>;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly sources: {
     queueDepth?: () => number;
     watch?: WatchHub;
     shedding?: () => boolean;
+    cutover?: CutoverFigures;
   } = {};
 
   // ---- HTTP ----
@@ -200,6 +210,20 @@ export class Metrics {
 
   private readonly skuStock = new SkuStockGauges(this.registry);
 
+  // ---- cutover: mirror, moves, shadow reads ----
+  readonly shadowReads = counter(
+    this.registry,
+    'hotstock_shadow_reads_total',
+    'Shadow reads compared with the mirror, by result: match, mismatch, error (the mirror could not be read), skipped (not compared in time, or too many at once)',
+    ['result'] as const,
+  );
+  readonly mirrorBreakerState = new Gauge({
+    name: 'hotstock_mirror_breaker_state',
+    help: 'Circuit breaker of each mirror direction (from -> to): 1 on the current state (closed, open, half-open, isolated)',
+    labelNames: ['from', 'to', 'state'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     new Gauge({
       name: 'hotstock_build_info',
@@ -208,6 +232,7 @@ export class Metrics {
       registers: [this.registry],
     }).set({ version: packageJson.version, node_version: process.version }, 1);
     this.registerWatchMetrics();
+    this.registerCutoverMetrics();
     collectDefaultMetrics({ register: this.registry, gcDurationBuckets: gcBucketsSeconds });
     for (const name of totalNamedGauges) this.registry.removeSingleMetric(name);
   }
@@ -347,6 +372,84 @@ export class Metrics {
     });
   }
 
+  /** The cutover's figures (mirror lag, outboxes, moves, routing), read when Prometheus scrapes. */
+  followCutover(figures: CutoverFigures): void {
+    this.sources.cutover = figures;
+  }
+
+  /** A mirror direction's breaker, like the backend's. */
+  watchMirrorBreaker(from: string, to: string, breaker: BackendBreaker): void {
+    const show = (current: BreakerState) => {
+      for (const state of breakerStates) this.mirrorBreakerState.set({ from, to, state }, state === current ? 1 : 0);
+    };
+    show(breaker.state);
+    breaker.onStateChange(show);
+  }
+
+  private registerCutoverMetrics(): void {
+    const figures = () => this.sources.cutover;
+    labelledGauge(
+      this.registry,
+      'hotstock_mirror_lag_revisions',
+      'Commits recorded in the outbox of the authoritative store (from) that the mirror (to) has not applied yet',
+      ['from', 'to'],
+      () =>
+        figures()
+          ?.mirrors()
+          .map((m) => ({ labels: { from: m.from, to: m.to }, value: m.lagRevisions })),
+    );
+    labelledGauge(
+      this.registry,
+      'hotstock_mirror_lag_seconds',
+      'Age of the oldest commit the mirror (to) has not applied yet; 0 when it holds everything',
+      ['from', 'to'],
+      () =>
+        figures()
+          ?.mirrors()
+          .map((m) => ({ labels: { from: m.from, to: m.to }, value: m.lagSeconds })),
+    );
+    const appliedSeen = new Map<string, number>();
+    new Counter({
+      name: 'hotstock_mirror_applied_total',
+      help: 'Outbox entries (commits of the authoritative store) the mirror has applied',
+      labelNames: ['from', 'to'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const mirror of figures()?.mirrors() ?? []) {
+          const series = `${mirror.from} ${mirror.to}`;
+          this.inc({ from: mirror.from, to: mirror.to }, mirror.applied - (appliedSeen.get(series) ?? 0));
+          appliedSeen.set(series, mirror.applied);
+        }
+      },
+    });
+    labelledGauge(
+      this.registry,
+      'hotstock_mirror_outbox_entries',
+      'Outbox entries a store holds: recorded and not yet applied to the mirror and deleted',
+      ['store'],
+      () =>
+        figures()
+          ?.outboxes()
+          .map((o) => ({ labels: { store: o.store }, value: o.entries })),
+    );
+    sampledGauge(
+      this.registry,
+      'hotstock_mirror_outbox_entries_limit',
+      'Outbox entries past which the service logs an error and HotstockMirrorOutboxOverBound fires (commits go on)',
+      () => (figures() === undefined ? undefined : mirrorOutboxEntriesWarn),
+    );
+    labelledGauge(
+      this.registry,
+      'hotstock_cutover_moves',
+      'Moves known to this instance by state: pending, moving, rolling_back, done, failed (rolled back)',
+      ['state'],
+      () => Object.entries(figures()?.movesByState() ?? {}).map(([state, value]) => ({ labels: { state }, value })),
+    );
+    labelledGauge(this.registry, 'hotstock_cutover_skus', 'SKUs by the store authoritative for them', ['store'], () =>
+      Object.entries(figures()?.skusByStore() ?? {}).map(([store, value]) => ({ labels: { store }, value })),
+    );
+  }
+
   /** Watch figures are kept by the hub as plain numbers (its hot loop touches no instrument) and read on scrape. */
   private registerWatchMetrics(): void {
     const hub = () => this.sources.watch;
@@ -395,6 +498,26 @@ export class Metrics {
       },
     });
   }
+}
+
+/** A labelled gauge whose series are read when Prometheus scrapes; undefined leaves it empty. */
+function labelledGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => { labels: Record<string, string>; value: number }[] | undefined,
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, value } of read() ?? []) this.set(labels, value);
+    },
+  });
 }
 
 /** A counter that mirrors a running total kept elsewhere: each scrape adds what it grew by. */

@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
 import type { ServeConfig } from './config.ts';
 import { lmdbMapSizeBytesDefault } from './constants.ts';
+import { type CutoverAdmin, cutoverAdmin, cutoverFigures, singleStoreAdmin } from './cutover/admin.ts';
+import { type Cutover, openCutover } from './cutover/cutover.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { LoadShedder } from './http/load-shedder.ts';
@@ -28,6 +30,8 @@ export interface Service {
   app: FastifyInstance;
   engine: Engine;
   store: Store;
+  /** Set when the service runs with a mirror. */
+  cutover: Cutover | undefined;
   sweeper: Sweeper;
   shedder: LoadShedder;
   metrics: Metrics;
@@ -63,12 +67,18 @@ interface OpenedStore {
 }
 
 /**
- * The configured store. For etcd: check the cluster first (refuse a pseudo
- * cluster, a wrong member count or a NOSPACE alarm; warn about unreachable
- * endpoints and a nearly full quota), then put every call behind the breaker.
+ * A configured store (--store, or --mirror). For etcd: check the cluster
+ * first (refuse a pseudo cluster, a wrong member count or a NOSPACE alarm;
+ * warn about unreachable endpoints and a nearly full quota), then put every
+ * call behind the breaker.
  */
-async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Metrics): Promise<OpenedStore> {
-  if (config.store === 'lmdb' || config.etcd === undefined) {
+async function openStore(
+  config: Readonly<ServeConfig>,
+  kind: ServeConfig['store'],
+  log: Logger,
+  metrics: Metrics,
+): Promise<OpenedStore> {
+  if (kind === 'lmdb' || config.etcd === undefined) {
     const mapSizeBytes = lmdbMapSizeBytesDefault;
     metrics.followDataDir(config.dataDir, mapSizeBytes);
     return {
@@ -112,6 +122,41 @@ async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Me
   };
 }
 
+/** The --mirror store opened beside --store, both handed to the cutover. */
+async function openMirrored(config: Readonly<ServeConfig>, home: Store, log: Logger, metrics: Metrics) {
+  const mirror = await openStore(config, config.mirror!, log, metrics);
+  const etcd = config.etcd;
+  const etcdOf = (store: Store) =>
+    store.kind === 'etcd' && etcd !== undefined
+      ? {
+          connection: { endpoints: etcd.endpoints, ...(etcd.tls ? { tls: etcd.tls } : {}) },
+          prefix: etcd.prefix,
+          maxTxnOps: etcd.maxTxnOps,
+        }
+      : undefined;
+  try {
+    return await openCutover(
+      config,
+      { store: home, etcd: etcdOf(home) },
+      { store: mirror.store, etcd: etcdOf(mirror.store) },
+      log,
+      metrics,
+    );
+  } catch (error) {
+    await Promise.all([home.close(), mirror.store.close()]);
+    throw error;
+  }
+}
+
+/** Moves and shadow reads work through the engine: made once it exists, and reported on /metrics. */
+function attachCutover(cutover: Cutover | undefined, engine: Engine, metrics: Metrics): CutoverAdmin | undefined {
+  if (cutover === undefined) return undefined;
+  const { moves, shadow } = cutover.attach(engine);
+  const mirrors = () => cutover.workers.map((worker) => worker.status());
+  metrics.followCutover(cutoverFigures(engine, cutover.routing, mirrors, moves));
+  return cutoverAdmin(engine, cutover.routing, mirrors, moves, shadow);
+}
+
 /**
  * The live heap once warm, when the runtime lets us collect first (node
  * --expose-gc): what the scale benchmark reads to show orders stay on disk.
@@ -126,20 +171,25 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
 export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
   const metrics = new Metrics();
   const log = createLogger(config.logLevel);
-  const opened = await openStore(config, log, metrics);
-  const store = new CountingStore(opened.store);
+  const opened = await openStore(config, config.store, log, metrics);
+  const counted = new CountingStore(opened.store);
   const admin = opened.admin;
-  metrics.countStore(store);
+  metrics.countStore(counted);
+  // With a mirror, the engine commits each SKU through its own store's outbox (cutover/).
+  const cutover = config.mirror ? await openMirrored(config, counted, log, metrics) : undefined;
+  const store: Store = cutover?.home ?? counted;
   const engine = new Engine(
     store,
     {
       reservationTtlMs: config.reservationTtlMs,
       idempotencyTtlMs: config.idempotencyTtlMs,
       shedQueueWaitMs: config.shedQueueWaitMs,
+      routing: cutover?.routing,
     },
     engineObserver(metrics, log),
   );
   metrics.watchQueueDepth(() => engine.queueDepth);
+  const cutoverAdmin = attachCutover(cutover, engine, metrics) ?? singleStoreAdmin(engine, config.store);
   const shedder = new LoadShedder(config.shedEventLoopLagMs, (shedding, lagMs) =>
     log.warn(
       { lagMs },
@@ -173,10 +223,10 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     isShedding: () => shedder.shedding,
     logger: log,
     adminStatus: () => storeStatus({ store, ...admin }),
+    cutover: cutoverAdmin,
+    shadow: cutover?.shadow,
   });
-  const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
-    app.log.error({ err: error }, 'sweep failed'),
-  );
+  const sweeper = new Sweeper(engine, config.sweepIntervalMs, (error) => app.log.error({ err: error }, 'sweep failed'));
   let unfollow = () => {};
   let url: string;
   let seededSkus: number;
@@ -189,6 +239,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     unfollow = engine.followStore();
     const skus = await engine.warm();
     await watch.start();
+    await cutover?.start();
     seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
     metrics.followStock(engine);
     app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
@@ -201,7 +252,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     shedder.stop();
     watch.close();
     unfollow();
-    await store.close();
+    await cutover?.stop();
+    await (cutover ? cutover.close() : store.close());
     throw error;
   }
   ready = true;
@@ -216,15 +268,17 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
       // Stop accepting and answer what is in flight, then let the writers finish their batches;
       // the grace period bounds each step, and the store closes either way.
       await Promise.race([app.close(), graceElapsed]);
+      // A move under way stops first: the SKUs it fenced go on where they are, so the writers can drain.
+      await Promise.race([cutover?.stop(), graceElapsed]);
       await Promise.race([engine.drain(), graceElapsed]);
       await sweeper.stop();
       shedder.stop();
       watch.close();
       unfollow();
-      await store.close();
+      await (cutover ? cutover.close() : store.close());
     })();
     return closing;
   };
   const reload = () => secrets.reload(config.tls ? (app.server as import('node:https').Server) : undefined);
-  return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, reload, close };
+  return { app, engine, store, cutover, sweeper, shedder, metrics, watch, url, seededSkus, reload, close };
 }

@@ -107,6 +107,15 @@ export function ratio(value: string, flag: string): number {
   return parsed;
 }
 
+/** A share from 0 to 1, both included. */
+export function share(value: string, flag: string): number {
+  const parsed = Number(value);
+  if (!/^\s*(0|1|0?\.\d+|1\.0*)\s*$/.test(value) || !Number.isFinite(parsed) || parsed < 0 || parsed > 1) {
+    throw new InvalidArgumentError(`${flag} must be a number from 0 to 1 (like 0.05), got "${value}"`);
+  }
+  return parsed;
+}
+
 /** etcd client URLs: http(s)://host:port, comma-separated, none twice. */
 export function endpointList(value: string, flag: string): string[] {
   const list = value

@@ -1,4 +1,4 @@
-// The hotstock command line: serve | check | bench | migrate, with --version
+// The hotstock command line: serve | check | bench | migrate | reconcile, with --version
 // and one exit-code table (exit-codes.ts).
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -7,6 +7,7 @@ import { checkCommand } from './check.ts';
 import { exitCodes } from './exit-codes.ts';
 import { strictSwitchTwins } from './flags.ts';
 import { migrateCommand } from './migrate.ts';
+import { reconcileCommand } from './reconcile.ts';
 import { serveCommand } from './serve.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -28,5 +29,6 @@ export function buildProgram(): Command {
   checkCommand(program);
   benchCommand(program);
   migrateCommand(program);
+  reconcileCommand(program);
   return program;
 }

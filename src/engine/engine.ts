@@ -13,16 +13,9 @@ import { scanPrefix } from '../store/contract.ts';
 import type { DecideContext } from './decide.ts';
 import type { IdempotencyIntent, IfMatch, Operation, OperationResult, Rejected, ResolvedIntent } from './operations.ts';
 import { rejected, storeRejection } from './operations.ts';
-import {
-  getOrder,
-  listOrders,
-  listSkus,
-  type OrderQuery,
-  type Page,
-  type SkuQuery,
-  type Versioned,
-} from './queries.ts';
+import { listOrders, listSkus, type OrderQuery, type Page, type SkuQuery, type Versioned } from './queries.ts';
 import { SkuWriter, type WarmSku, type WriterHooks } from './sku-writer.ts';
+import { type StoreRouting, singleStore } from './store-routing.ts';
 import { timeOrderedIds } from './time-ordered-ids.ts';
 
 export interface EngineOptions {
@@ -32,6 +25,8 @@ export interface EngineOptions {
   shedQueueWaitMs?: number;
   /** The clock; tests may substitute their own. */
   nowMs?: () => number;
+  /** Where each SKU is authoritative when the service runs with a mirror; every SKU on `store` otherwise. */
+  routing?: StoreRouting;
 }
 
 export interface EngineObserver {
@@ -54,6 +49,7 @@ function resolve(intent: IdempotencyIntent | undefined): ResolvedIntent | undefi
 
 export class Engine {
   private readonly store: Store;
+  readonly routing: StoreRouting;
   private readonly options: EngineOptions;
   private readonly observer: EngineObserver;
   private readonly writers = new Map<string, SkuWriter>();
@@ -64,6 +60,7 @@ export class Engine {
 
   constructor(store: Store, options: EngineOptions, observer: EngineObserver) {
     this.store = store;
+    this.routing = options.routing ?? singleStore(store);
     this.options = options;
     this.observer = observer;
     this.hooks = {
@@ -95,17 +92,22 @@ export class Engine {
     };
   }
 
-  /** Loads every SKU into memory; the hot path never reads a SKU from the store. */
+  /**
+   * Loads every SKU into memory, each from the store authoritative for it;
+   * the hot path never reads a SKU from the store.
+   */
   async warm(): Promise<number> {
-    for await (const page of scanPrefix<SkuRecord>(this.store, keys.skuPrefix, scanPageEntries)) {
-      // The change feed may already have brought a newer state of a SKU; the newer one stays.
-      for (const entry of page) this.observeSku(entry.value, entry.version);
+    for (const store of this.routing.stores()) {
+      for await (const page of scanPrefix<SkuRecord>(store, keys.skuPrefix, scanPageEntries)) {
+        // The change feed may already have brought a newer state of a SKU; the newer one stays.
+        for (const entry of page) this.observeSku(store, entry.value, entry.version);
+      }
     }
     return this.writers.size;
   }
 
   private addWriter(skuId: string, warm: WarmSku | undefined): SkuWriter {
-    const writer = new SkuWriter(skuId, warm, this.store, this.hooks);
+    const writer = new SkuWriter(skuId, warm, this.routing.storeFor(skuId), this.hooks);
     this.writers.set(skuId, writer);
     return writer;
   }
@@ -127,7 +129,8 @@ export class Engine {
 
   async getOrder(orderId: string): Promise<Versioned<OrderRecord> | undefined | Rejected> {
     try {
-      return await getOrder(this.store, orderId);
+      const entry = await this.routing.getOrder(orderId);
+      return entry && { record: entry.value, version: entry.version };
     } catch (error) {
       return storeRejection(error, 'the store could not be read');
     }
@@ -143,7 +146,9 @@ export class Engine {
 
   async listOrders(query: OrderQuery): Promise<Page<Versioned<OrderRecord>> | Rejected> {
     try {
-      return await listOrders(this.store, query);
+      // One SKU's orders come from its store; a listing across SKUs from the home store (see store-routing.ts).
+      const store = query.sku === undefined ? this.store : this.routing.storeFor(query.sku);
+      return await listOrders(store, query);
     } catch (error) {
       return storeRejection(error, 'the store could not be read');
     }
@@ -164,7 +169,7 @@ export class Engine {
     const op: Operation = { kind: 'reserve', qty: request.qty, userId: request.userId, orderId };
     if (intent === undefined || !this.isSoldOut(skuId)) return this.submit(skuId, op);
     try {
-      const found = await this.store.getMany([keys.order(orderId), keys.idempotency(orderId)]);
+      const found = await this.routing.storeFor(skuId).getMany([keys.order(orderId), keys.idempotency(orderId)]);
       if (found.every((entry) => entry === undefined)) return this.soldOut(skuId, op);
     } catch {
       // Unknown whether the key holds an answer: the writer reads again and answers either way.
@@ -180,7 +185,7 @@ export class Engine {
   ): Promise<OperationResult> {
     let hint: Entry<OrderRecord> | undefined;
     try {
-      hint = await this.store.get<OrderRecord>(keys.order(orderId));
+      hint = await this.routing.getOrder(orderId);
     } catch (error) {
       return storeRejection(error, 'the store could not be read');
     }
@@ -262,24 +267,32 @@ export class Engine {
   }
 
   /**
-   * Follows the store's change feed so SKU records written elsewhere (another
-   * instance, where the store can see them) refresh the warm state. A writer
-   * never goes back to an older version, so this process's own commits, which
-   * arrive here too, change nothing.
+   * Follows each store's change feed so SKU records written elsewhere
+   * (another instance, where the store can see them) refresh the warm state.
+   * A writer never goes back to an older version, so this process's own
+   * commits, which arrive here too, change nothing; nor do a mirror's copies,
+   * since a SKU is followed only on the store authoritative for it.
    */
   followStore(): () => void {
-    return this.store.subscribe(
-      (change) => {
-        for (const write of change.writes) {
-          if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
-          this.observeSku(write.value as SkuRecord, change.revision);
-        }
-      },
-      (gap) => void this.rewarm(gap),
+    const stops = this.routing.stores().map((store) =>
+      store.subscribe(
+        (change) => {
+          for (const write of change.writes) {
+            if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
+            this.observeSku(store, write.value as SkuRecord, change.revision);
+          }
+        },
+        (gap) => void this.rewarm(gap),
+      ),
     );
+    return () => {
+      for (const stop of stops) stop();
+    };
   }
 
-  private observeSku(record: SkuRecord, version: number): void {
+  /** Adopts a SKU record read from `store`, if that store is authoritative for the SKU. */
+  private observeSku(store: Store, record: SkuRecord, version: number): void {
+    if (this.routing.storeFor(record.sku) !== store) return;
     const writer = this.writers.get(record.sku);
     if (writer === undefined) this.addWriter(record.sku, { record, version });
     else writer.observe(record, version);
@@ -298,6 +311,25 @@ export class Engine {
       // Warm state older than the store only costs a conflict and a reload on the next commit.
       this.observer.feedGapped?.(gap, error);
     }
+  }
+
+  /**
+   * Holds a SKU for a move to another store: its writer stops deciding and
+   * lets its commits in flight land; requests keep queuing, within the usual
+   * bounds. Resolves once nothing of the SKU is in flight.
+   */
+  async fenceSku(skuId: string): Promise<void> {
+    await this.writers.get(skuId)?.fence();
+  }
+
+  /** Lifts the fence of a SKU that stays where it is. */
+  unfenceSku(skuId: string): void {
+    this.writers.get(skuId)?.unfence();
+  }
+
+  /** Lifts the fence of a SKU that moved: its writer commits to `store` from now on, starting from `warm`. */
+  rehomeSku(skuId: string, store: Store, warm: WarmSku | undefined): void {
+    this.writers.get(skuId)?.rehome(store, warm);
   }
 
   /** Stops taking new work and waits for every queued operation to be answered. */

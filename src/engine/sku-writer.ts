@@ -14,6 +14,14 @@
 // on state that never happened, so none of them applies (each commit checks
 // the SKU record as the one before leaves it), and all go back to the queue:
 // after a conflict the SKU is reloaded and they are decided again.
+//
+// A move to another store (cutover/moves.ts) fences the writer: it decides
+// nothing new, lets its batches in flight land and answers them; requests
+// keep queuing (within the queue bound). Once the move has switched the SKU's
+// store, `rehome` points the writer at the new store with the SKU as read
+// there, and the queue is decided against it; a move that did not happen
+// lifts the fence with `unfence`. Time spent fenced does not count against
+// the queue-wait bound: a move is the service's doing, not overload.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -94,6 +102,12 @@ interface Batch extends Decided {
   settled: Settled | undefined;
 }
 
+/** A move holds the SKU: since when (performance.now()), and who waits for its batches in flight to land. */
+interface Fence {
+  sinceMs: number;
+  quietWaiters: (() => void)[];
+}
+
 /** The outcome of a batch that wrote nothing: it is answered once the batches ahead of it have landed. */
 const noCommit: CommitResult = { ok: true, revision: 0 };
 /** The outcome of a batch layered on a commit that did not apply: decided on state that never happened, never issued. */
@@ -110,7 +124,9 @@ export class SkuWriter {
   /** After a failed or conflicting commit: the batches layered on it, collected until all have settled. */
   private recovering: { queued: Queued[]; conflicted: boolean } | undefined;
   private idleWaiters: (() => void)[] = [];
-  private readonly store: Store;
+  private fenced: Fence | undefined;
+  /** The SKU's authoritative store; a move changes it (rehome). */
+  private store: Store;
   private readonly hooks: WriterHooks;
 
   constructor(skuId: string, warm: WarmSku | undefined, store: Store, hooks: WriterHooks) {
@@ -140,8 +156,44 @@ export class SkuWriter {
   }
 
   private notifyIdle(): void {
+    if (this.fenced !== undefined && this.quiet()) for (const resolve of this.fenced.quietWaiters.splice(0)) resolve();
     if (!this.idle()) return;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Nothing decided is in flight: what is left waits in the queue. */
+  private quiet(): boolean {
+    return this.inflight.length === 0 && !this.deciding && this.recovering === undefined;
+  }
+
+  /** Stops deciding; resolves once every batch in flight has landed and been answered. */
+  fence(): Promise<void> {
+    assert.ok(this.fenced === undefined, `SKU ${this.skuId} is fenced twice`);
+    const fenced: Fence = { sinceMs: performance.now(), quietWaiters: [] };
+    this.fenced = fenced;
+    if (this.quiet()) return Promise.resolve();
+    return new Promise((resolve) => fenced.quietWaiters.push(resolve));
+  }
+
+  /** Lifts the fence; the SKU stays on its store. */
+  unfence(): void {
+    const fenced = this.fenced;
+    assert.ok(fenced !== undefined, `SKU ${this.skuId} is not fenced`);
+    this.fenced = undefined;
+    // The wait behind the fence is not the queue's: the bound counts from now.
+    const heldMs = performance.now() - fenced.sinceMs;
+    for (const queued of this.queue) queued.queuedAtMs += heldMs;
+    if (this.canDecide()) this.scheduleDecide();
+    this.notifyIdle();
+  }
+
+  /** Lifts the fence of a SKU that moved: commits go to `store`, starting from the SKU as read there. */
+  rehome(store: Store, warm: WarmSku | undefined): void {
+    assert.ok(this.fenced !== undefined && this.quiet(), `SKU ${this.skuId} moves only fenced and quiet`);
+    this.store = store;
+    // Versions are the new store's revisions, which may be lower than the old store's: replaced, not compared.
+    this.warm = warm;
+    this.unfence();
   }
 
   /** Queues an operation; the caller has checked the queue bound with `hasRoom`. */
@@ -160,10 +212,11 @@ export class SkuWriter {
 
   /**
    * How long the oldest request not yet handed to the store has waited (0
-   * when none waits): in the queue, or decided and waiting for the commit
-   * ahead of its batch.
+   * when none waits, and while a move holds the SKU): in the queue, or
+   * decided and waiting for the commit ahead of its batch.
    */
   oldestWaitMs(): number {
+    if (this.fenced !== undefined) return 0;
     const waiting = this.inflight.find((batch) => batch.waiting)?.queued[0] ?? this.queue[0];
     return waiting === undefined ? 0 : performance.now() - waiting.queuedAtMs;
   }
@@ -184,6 +237,7 @@ export class SkuWriter {
   /** Whether a batch can be decided now on top of what is in flight. */
   private canDecide(): boolean {
     return (
+      this.fenced === undefined &&
       !this.deciding &&
       this.recovering === undefined &&
       this.queue.length > 0 &&

@@ -12,9 +12,22 @@
 // does not walk a SKU's whole history again; it is only a hint, since it only
 // ever passes orders that can no longer lapse. SKUs with nothing reserved,
 // or whose next order is not due, cost nothing.
+//
+// With a mirror, each SKU's orders are read from, and its mark written to,
+// the store authoritative for it (the engine's routing); idempotency records
+// are dropped on each store only for SKUs authoritative there, while no move
+// switches a SKU's store, so a drop never reaches a mirror after the SKU has
+// moved to it.
 import { scanPageEntries, sweepEntriesMax } from '../constants.ts';
 import type { OrderRecord } from '../domain/types.ts';
-import { type IdempotencyRecord, idempotencyIdOfExpiry, keys, type SkuOrderEntry, seqOfKey } from '../layout.ts';
+import {
+  type IdempotencyRecord,
+  idempotencyIdOfExpiry,
+  keys,
+  type SkuOrderEntry,
+  seqOfKey,
+  skuOfIdempotencyRecord,
+} from '../layout.ts';
 import type { Entry, Store, VersionCheck, Write } from '../store/contract.ts';
 import { prefixEnd } from '../store/contract.ts';
 import type { Engine } from './engine.ts';
@@ -33,7 +46,6 @@ interface SkuMark {
 
 export class Sweeper {
   private readonly engine: Engine;
-  private readonly store: Store;
   private readonly intervalMs: number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
@@ -41,9 +53,8 @@ export class Sweeper {
   private readonly onError: (error: unknown) => void;
   private readonly marks = new Map<string, SkuMark>();
 
-  constructor(engine: Engine, store: Store, intervalMs: number, onError: (error: unknown) => void) {
+  constructor(engine: Engine, intervalMs: number, onError: (error: unknown) => void) {
     this.engine = engine;
-    this.store = store;
     this.intervalMs = intervalMs;
     this.onError = onError;
   }
@@ -78,7 +89,7 @@ export class Sweeper {
     const nowMs = this.engine.nowMs();
     let budget = sweepEntriesMax;
     let expired = 0;
-    const moved: Write[] = [];
+    const moved = new Map<Store, Write[]>();
     for (const skuId of this.engine.skuIds()) {
       if (budget <= 0) break;
       if ((this.engine.getSku(skuId)?.record.reserved ?? 0) === 0) continue;
@@ -87,16 +98,19 @@ export class Sweeper {
       const pass = await this.sweepSku(skuId, mark, nowMs, budget);
       budget -= pass.read;
       expired += pass.expired;
-      if (pass.fromSeq > mark.fromSeq) moved.push({ type: 'put', key: keys.sweep(skuId), value: pass.fromSeq });
+      if (pass.fromSeq > mark.fromSeq) {
+        const store = this.engine.routing.storeFor(skuId);
+        moved.set(store, [...(moved.get(store) ?? []), { type: 'put', key: keys.sweep(skuId), value: pass.fromSeq }]);
+      }
       this.marks.set(skuId, { fromSeq: pass.fromSeq, nextDueMs: pass.nextDueMs });
     }
-    // The marks are hints (they only pass settled orders), so they need no checks.
-    if (moved.length > 0) await this.store.commit([], moved);
+    // The marks are hints (they only pass settled orders), so they need no checks; each store keeps its own.
+    for (const [store, writes] of moved) await store.commit([], writes);
     return expired;
   }
 
   private async loadMark(skuId: string): Promise<SkuMark> {
-    const saved = await this.store.get<number>(keys.sweep(skuId));
+    const saved = await this.engine.routing.storeFor(skuId).get<number>(keys.sweep(skuId));
     return { fromSeq: saved?.value ?? 0, nextDueMs: 0 };
   }
 
@@ -107,7 +121,8 @@ export class Sweeper {
   private async sweepSku(skuId: string, mark: SkuMark, nowMs: number, budget: number) {
     const ttlMs = this.engine.reservationTtlMs;
     const limit = Math.min(budget, scanPageEntries);
-    const entries = await this.store.range<SkuOrderEntry>({
+    const store = this.engine.routing.storeFor(skuId);
+    const entries = await store.range<SkuOrderEntry>({
       start: keys.skuOrder(skuId, mark.fromSeq),
       end: prefixEnd(keys.skuOrdersPrefix(skuId)),
       limit,
@@ -118,7 +133,7 @@ export class Sweeper {
       (entry) => entry.value.expiresAtMs > nowMs && entry.value.createdAtMs + ttlMs > nowMs,
     );
     const due = entries.slice(0, stop === -1 ? entries.length : stop);
-    const orders = await this.store.getMany<OrderRecord>(due.map((entry) => keys.order(entry.value.id)));
+    const orders = await store.getMany<OrderRecord>(due.map((entry) => keys.order(entry.value.id)));
     const settled = await Promise.all(due.map((entry, i) => this.settle(skuId, entry.value, orders[i], nowMs)));
     const firstOpen = settled.indexOf(false);
     const through = firstOpen === -1 ? due.length : firstOpen;
@@ -149,9 +164,17 @@ export class Sweeper {
   }
 
   private async dropIdempotencyRecords(): Promise<number> {
+    let dropped = 0;
+    const routing = this.engine.routing;
+    for (const store of routing.stores()) dropped += await routing.stable(() => this.dropOn(store));
+    return dropped;
+  }
+
+  /** Drops the lapsed idempotency records of `store` whose SKU is authoritative there. */
+  private async dropOn(store: Store): Promise<number> {
     const nowMs = this.engine.nowMs();
-    const { commitChecksMax, commitWritesMax } = this.store.limits;
-    const due = await this.store.range({
+    const { commitChecksMax, commitWritesMax } = store.limits;
+    const due = await store.range({
       start: keys.idempotencyExpiryPrefix,
       end: keys.idempotencyExpiryDueEnd(nowMs),
       // Each entry costs up to two checks and two deletes.
@@ -159,20 +182,24 @@ export class Sweeper {
     });
     if (due.length === 0) return 0;
     const recordKeys = due.map((entry) => keys.idempotency(idempotencyIdOfExpiry(entry.key)));
-    const records = await this.store.getMany<IdempotencyRecord>(recordKeys);
+    const records = await store.getMany<IdempotencyRecord>(recordKeys);
     const checks: VersionCheck[] = [];
     const writes: Write[] = [];
     due.forEach((entry, i) => {
+      const record = records[i];
+      const skuId = record && skuOfIdempotencyRecord(record.value);
+      // A mirror copy is dropped on its SKU's own store, and the drop mirrored here.
+      if (skuId !== undefined && this.engine.routing.storeFor(skuId) !== store) return;
       checks.push({ key: entry.key, version: entry.version });
       writes.push({ type: 'delete', key: entry.key });
-      const record = records[i];
       if (record !== undefined && record.value.expiresAtMs <= nowMs) {
         checks.push({ key: record.key, version: record.version });
         writes.push({ type: 'delete', key: record.key });
       }
     });
+    if (writes.length === 0) return 0;
     // A conflict means a writer touched one of these keys meanwhile; the next sweep retries.
-    const result = await this.store.commit(checks, writes);
-    return result.ok ? due.length : 0;
+    const result = await store.commit(checks, writes);
+    return result.ok ? writes.filter((write) => write.key.startsWith(keys.idempotencyExpiryPrefix)).length : 0;
   }
 }

@@ -16,6 +16,7 @@ import {
   sendResult,
   sendVersioned,
 } from './request-context.ts';
+import type { ShadowHook } from './routes-cutover.ts';
 import {
   jsonResponse,
   listOrdersQuerySchema,
@@ -48,6 +49,7 @@ export interface OrderRouteDeps {
   engine: Engine;
   cursors: CursorSealer;
   quotas: Quotas;
+  shadow?: ShadowHook | undefined;
 }
 
 const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
@@ -136,7 +138,7 @@ function batchRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): v
   );
 }
 
-function readRoutes(app: FastifyInstance, { engine, cursors }: OrderRouteDeps): void {
+function readRoutes(app: FastifyInstance, { engine, cursors, shadow }: OrderRouteDeps): void {
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
     {
@@ -150,13 +152,15 @@ function readRoutes(app: FastifyInstance, { engine, cursors }: OrderRouteDeps): 
         summary: 'An order with its version and state history',
         tags: ['orders'],
         params: orderParamsSchema,
-        headers: requestHeaders({ ifMatch: true, ifNoneMatch: true }),
+        headers: requestHeaders({ ifMatch: true, ifNoneMatch: true, canary: true }),
         response: { 200: jsonResponse('The order', ref('Order'), { etag: true }), 304: notModifiedResponse },
       },
     },
     async (request, reply) => {
       const found = orProblem(await engine.getOrder(request.params.id));
       if (found === undefined) throw new HttpProblem('order_not_found', `no order ${request.params.id}`);
+      // Compared with the mirror after this answer; never changes it.
+      if (shadow?.wanted(request.headers['x-canary'] === 'shadow')) shadow.order(request.params.id);
       return sendVersioned(request, reply, found.version, orderView(found.record, found.version));
     },
   );

@@ -12,6 +12,7 @@ import {
   sendResult,
   sendVersioned,
 } from './request-context.ts';
+import type { ShadowHook } from './routes-cutover.ts';
 import {
   jsonResponse,
   listSkusQuerySchema,
@@ -123,7 +124,12 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
   );
 }
 
-export function skuRoutes(app: FastifyInstance, engine: Engine, cursors: CursorSealer): void {
+export function skuRoutes(
+  app: FastifyInstance,
+  engine: Engine,
+  cursors: CursorSealer,
+  shadow: ShadowHook | undefined,
+): void {
   putSkuRoute(app, engine);
   adjustmentRoute(app, engine);
 
@@ -140,13 +146,15 @@ export function skuRoutes(app: FastifyInstance, engine: Engine, cursors: CursorS
         summary: 'A SKU with its stock ledger',
         tags: ['skus'],
         params: skuParamsSchema,
-        headers: requestHeaders({ ifMatch: true, ifNoneMatch: true }),
+        headers: requestHeaders({ ifMatch: true, ifNoneMatch: true, canary: true }),
         response: { 200: jsonResponse('The SKU', ref('Sku'), { etag: true }), 304: notModifiedResponse },
       },
     },
     async (request, reply) => {
       const found = engine.getSku(request.params.sku);
       if (found === undefined) throw new HttpProblem('sku_not_found', `no SKU ${request.params.sku}`);
+      // Compared with the mirror after this answer; never changes it.
+      if (shadow?.wanted(request.headers['x-canary'] === 'shadow')) shadow.sku(request.params.sku);
       return sendVersioned(request, reply, found.version, skuView(found.record, found.version));
     },
   );

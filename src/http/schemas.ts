@@ -10,6 +10,7 @@ import {
   idLengthMax,
   labelLengthMax,
   listLimitMax,
+  moveSkusMax,
   orderQtyMax,
   priceCentsMax,
   reasonLengthMax,
@@ -33,7 +34,12 @@ export type SchemaName =
   | 'Problem'
   | 'ValidationIssue'
   | 'Status'
-  | 'AdminStatus';
+  | 'AdminStatus'
+  | 'RoutingTable'
+  | 'MoveRequest'
+  | 'Move'
+  | 'MoveList'
+  | 'ShadowMismatches';
 
 /** A reference to a named schema (`$ref` as Fastify and Ajv resolve it). */
 export function ref(name: SchemaName): { $ref: string } {
@@ -327,6 +333,164 @@ const adminStatusSchema = {
   },
 } as const;
 
+const storeKindSchema = { type: 'string', enum: ['lmdb', 'etcd'] } as const;
+
+const mirrorStatusSchema = {
+  type: 'object',
+  description: 'One direction of the mirror: the outbox of `from` applied to `to`',
+  required: ['from', 'to', 'phase', 'recordedSeq', 'appliedSeq', 'lagRevisions', 'lagSeconds', 'breaker'],
+  properties: {
+    from: storeKindSchema,
+    to: storeKindSchema,
+    phase: { type: 'string', enum: ['starting', 'copying', 'running'], description: 'copying: the initial copy' },
+    recordedSeq: { type: 'integer', description: 'the last outbox entry recorded' },
+    appliedSeq: { type: 'integer', description: 'every entry through this one is applied' },
+    lagRevisions: { type: 'integer', description: 'commits recorded and not yet applied' },
+    lagSeconds: { type: 'number', description: 'age of the oldest commit not yet applied' },
+    appliedEntries: { type: 'integer', description: 'entries applied since start' },
+    outboxEntries: { type: 'integer', description: 'entries the outbox holds' },
+    breaker: { type: 'string', description: "the direction's own circuit breaker" },
+    lastError: { type: ['string', 'null'] },
+  },
+} as const;
+
+const routingTableSchema = {
+  $id: 'RoutingTable',
+  type: 'object',
+  required: ['home', 'mirror', 'defaultStore', 'seeded', 'mirrors', 'skus', 'items', 'nextCursor'],
+  additionalProperties: false,
+  properties: {
+    home: { ...storeKindSchema, description: 'the store named by --store' },
+    mirror: { type: ['string', 'null'], enum: ['lmdb', 'etcd', null], description: '--mirror; null without one' },
+    defaultStore: { ...storeKindSchema, description: 'where a SKU no move has touched is authoritative' },
+    seeded: { type: 'boolean', description: 'the initial copy into the mirror is in' },
+    mirrors: { type: 'array', items: mirrorStatusSchema },
+    skus: {
+      type: 'object',
+      additionalProperties: { type: 'integer' },
+      description: 'SKUs by authoritative store',
+    },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['sku', 'store', 'moveId', 'mirrorLagRevisions', 'mirrorLagSeconds'],
+        additionalProperties: false,
+        properties: {
+          sku: { type: 'string' },
+          store: { ...storeKindSchema, description: 'its authoritative store' },
+          moveId: { type: ['string', 'null'], description: 'the move that put it there' },
+          mirrorLagRevisions: { type: 'integer', description: 'the lag of the mirror its store feeds' },
+          mirrorLagSeconds: { type: 'number' },
+        },
+      },
+    },
+    nextCursor: { type: ['string', 'null'], description: 'pass as ?cursor= for the next page; null at the end' },
+  },
+} as const;
+
+const moveRequestSchema = {
+  $id: 'MoveRequest',
+  type: 'object',
+  description: '{"to": "lmdb" or "etcd"} and exactly one of skus, product or percent',
+  required: ['to'],
+  minProperties: 2,
+  maxProperties: 2,
+  additionalProperties: false,
+  properties: {
+    to: { ...storeKindSchema, description: 'the store the SKUs move to' },
+    skus: {
+      type: 'array',
+      minItems: 1,
+      maxItems: moveSkusMax,
+      uniqueItems: true,
+      items: idSchema,
+      description: `1 to ${moveSkusMax} SKU ids, each once`,
+    },
+    product: labelSchema,
+    percent: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100,
+      description: 'an integer from 1 to 100: that share of the catalog, in a stable order by a hash of the SKU id',
+    },
+  },
+} as const;
+
+const moveSchema = {
+  $id: 'Move',
+  type: 'object',
+  required: ['id', 'to', 'from', 'selector', 'state', 'selected', 'moved', 'createdAt', 'updatedAt', 'error'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string' },
+    to: storeKindSchema,
+    from: storeKindSchema,
+    selector: {
+      type: 'object',
+      description: 'what the move was asked to take: {skus}, {product} or {percent}',
+      properties: {
+        skus: { type: 'array', items: { type: 'string' } },
+        product: { type: 'string' },
+        percent: { type: 'integer' },
+      },
+    },
+    state: {
+      type: 'string',
+      enum: ['pending', 'moving', 'rolling_back', 'done', 'failed'],
+      description: 'done: every SKU is on `to`; failed: rolled back, every SKU is where it was',
+    },
+    selected: { type: 'integer', description: 'SKUs the selection held when the move began' },
+    moved: { type: 'integer', description: 'SKUs this move has on `to` now' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    error: { type: ['string', 'null'], description: 'why it rolled back' },
+  },
+} as const;
+
+const moveListSchema = {
+  $id: 'MoveList',
+  type: 'object',
+  required: ['items'],
+  additionalProperties: false,
+  properties: { items: { type: 'array', items: ref('Move'), description: 'newest first' } },
+} as const;
+
+const shadowSideSchema = {
+  type: 'object',
+  required: ['store', 'version', 'value'],
+  properties: {
+    store: storeKindSchema,
+    version: { type: ['integer', 'null'], description: "the record's version on that store; null when absent" },
+    value: { description: 'the record as that store holds it; null when absent' },
+  },
+} as const;
+
+const shadowMismatchesSchema = {
+  $id: 'ShadowMismatches',
+  type: 'object',
+  required: ['items'],
+  additionalProperties: false,
+  properties: {
+    items: {
+      type: 'array',
+      description: 'newest first',
+      items: {
+        type: 'object',
+        required: ['at', 'kind', 'id', 'authoritative', 'mirror'],
+        additionalProperties: false,
+        properties: {
+          at: { type: 'string', format: 'date-time' },
+          kind: { type: 'string', enum: ['sku', 'order'] },
+          id: { type: 'string' },
+          authoritative: shadowSideSchema,
+          mirror: shadowSideSchema,
+        },
+      },
+    },
+  },
+} as const;
+
 /** Every named schema, in the order the document lists them. */
 export const namedSchemas: readonly ({ $id: SchemaName } & Record<string, unknown>)[] = [
   skuSchema,
@@ -344,7 +508,32 @@ export const namedSchemas: readonly ({ $id: SchemaName } & Record<string, unknow
   validationIssueSchema,
   statusSchema,
   adminStatusSchema,
+  routingTableSchema,
+  moveRequestSchema,
+  moveSchema,
+  moveListSchema,
+  shadowMismatchesSchema,
 ];
+
+export const moveParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: idSchema },
+  additionalProperties: false,
+} as const;
+
+export const routingQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { limit: limitSchema, cursor: cursorSchema },
+} as const;
+
+/** `X-Canary: shadow` asks a read to be compared with the mirror too (never changing its answer). */
+export const canaryHeader = {
+  type: 'string',
+  enum: ['shadow'],
+  description: 'shadow: also compare this read with the mirror (the answer is the same either way)',
+} as const;
 
 export const skuParamsSchema = {
   type: 'object',
@@ -406,6 +595,7 @@ export function requestHeaders(options: {
   idempotencyKey?: 'required' | 'optional';
   ifMatch?: boolean;
   ifNoneMatch?: boolean;
+  canary?: boolean;
 }) {
   return {
     type: 'object',
@@ -414,6 +604,7 @@ export function requestHeaders(options: {
       ...(options.idempotencyKey ? { 'idempotency-key': idempotencyKeyHeader } : {}),
       ...(options.ifMatch ? { 'if-match': ifMatchHeader } : {}),
       ...(options.ifNoneMatch ? { 'if-none-match': ifNoneMatchHeader } : {}),
+      ...(options.canary ? { 'x-canary': canaryHeader } : {}),
     },
   } as const;
 }

@@ -17,6 +17,7 @@ import {
   requestBodyBytesMax,
   requestUriBytesMax,
 } from '../constants.ts';
+import type { CutoverAdmin } from '../cutover/admin.ts';
 import type { Engine } from '../engine/engine.ts';
 import { type ErrorCode, HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
@@ -38,6 +39,7 @@ import type { Quotas } from './quota.ts';
 import { refuseUnhonoured } from './request-context.ts';
 import { requestIdOf, returnRequestId } from './request-id.ts';
 import { type AdminStatus, adminRoutes } from './routes-admin.ts';
+import { cutoverRoutes, type ShadowHook } from './routes-cutover.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
@@ -70,6 +72,10 @@ export interface ServerDeps {
   logger: FastifyBaseLogger;
   /** The admin status endpoint's document. */
   adminStatus: AdminStatus;
+  /** The routing table, moves and shadow mismatches (a single-store table without a mirror). */
+  cutover: CutoverAdmin;
+  /** Shadow reads, with a mirror: GET of a SKU or an order is also compared with it. */
+  shadow?: ShadowHook | undefined;
 }
 
 const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -256,11 +262,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done();
   });
 
-  skuRoutes(app, deps.engine, deps.cursors);
-  orderRoutes(app, { engine: deps.engine, cursors: deps.cursors, quotas: deps.quotas });
+  skuRoutes(app, deps.engine, deps.cursors, deps.shadow);
+  orderRoutes(app, { engine: deps.engine, cursors: deps.cursors, quotas: deps.quotas, shadow: deps.shadow });
   watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
   adminRoutes(app, deps.adminStatus);
+  cutoverRoutes(app, deps.cutover, deps.cursors);
   uiRoutes(app);
   // Watch streams never finish on their own: end them (with a final event) before the server waits for its connections.
   app.addHook('preClose', async () => deps.watch.close());

@@ -45,6 +45,15 @@ const hotstockFamilies: Record<string, string> = {
   hotstock_lmdb_map_size_bytes: 'gauge',
   hotstock_data_filesystem_avail_bytes: 'gauge',
   hotstock_data_filesystem_size_bytes: 'gauge',
+  hotstock_shadow_reads_total: 'counter',
+  hotstock_mirror_breaker_state: 'gauge',
+  hotstock_mirror_lag_revisions: 'gauge',
+  hotstock_mirror_lag_seconds: 'gauge',
+  hotstock_mirror_applied_total: 'counter',
+  hotstock_mirror_outbox_entries: 'gauge',
+  hotstock_mirror_outbox_entries_limit: 'gauge',
+  hotstock_cutover_moves: 'gauge',
+  hotstock_cutover_skus: 'gauge',
 };
 
 /** The standard Node.js metrics stock dashboards query, under their standard names. */
