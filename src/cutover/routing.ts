@@ -42,6 +42,8 @@ export class Routing implements StoreRouting {
   private config: RoutingConfig;
   private configVersion: number;
   private readonly routes = new Map<string, SkuRoute>();
+  /** SKUs with a route of their own, by store. */
+  private readonly routed = new Map<StoreKind, number>();
   /** Bumped by every switch, so a reader can tell that a SKU may have moved under it. */
   private switches = 0;
   private readers = 0;
@@ -102,7 +104,7 @@ export class Routing implements StoreRouting {
             `${entry.key} routes SKU to ${entry.value.store}, which this instance is not configured with: start it with both stores (--store and --mirror)`,
           );
         }
-        this.routes.set(entry.key.slice(keys.routingSkuPrefix.length), entry.value);
+        this.setRoute(entry.key.slice(keys.routingSkuPrefix.length), entry.value);
       }
     }
     if (!this.byKind.has(this.config.defaultStore)) {
@@ -172,11 +174,19 @@ export class Routing implements StoreRouting {
     return [...this.byKind.values()];
   }
 
-  /** Whether any SKU is authoritative on `kind`. */
-  private holdsAny(kind: StoreKind): boolean {
-    if (kind === this.config.defaultStore) return true;
-    for (const route of this.routes.values()) if (route.store === kind) return true;
-    return false;
+  holdsAny(store: Store): boolean {
+    return this.holdsAnyOn(store.kind);
+  }
+
+  private holdsAnyOn(kind: StoreKind): boolean {
+    return kind === this.config.defaultStore || (this.routed.get(kind) ?? 0) > 0;
+  }
+
+  private setRoute(sku: string, route: SkuRoute): void {
+    const before = this.routes.get(sku)?.store;
+    if (before !== undefined) this.routed.set(before, this.routed.get(before)! - 1);
+    this.routed.set(route.store, (this.routed.get(route.store) ?? 0) + 1);
+    this.routes.set(sku, route);
   }
 
   /**
@@ -193,7 +203,7 @@ export class Routing implements StoreRouting {
       return store === this.home ? atHome : store.get<OrderRecord>(key);
     }
     const other = this.otherKind();
-    if (!this.holdsAny(other)) return undefined;
+    if (!this.holdsAnyOn(other)) return undefined;
     const found = await this.store(other).get<OrderRecord>(key);
     return found !== undefined && this.kindOf(found.value.sku) === other ? found : undefined;
   }
@@ -242,7 +252,7 @@ export class Routing implements StoreRouting {
       switched = await this.readBack(skus, route);
     }
     if (switched) {
-      for (const sku of skus) this.routes.set(sku, route);
+      for (const sku of skus) this.setRoute(sku, route);
       this.switches++;
     }
     return switched;

@@ -16,6 +16,8 @@ export interface StoreRouting {
   storeFor(skuId: string): Store;
   /** Every store a SKU may be authoritative on, each once. */
   stores(): readonly Store[];
+  /** Whether any SKU is authoritative on `store` now (work for those SKUs alone can skip a store that holds none). */
+  holdsAny(store: Store): boolean;
   /** An order, read from the store authoritative for its SKU. */
   getOrder(orderId: string): Promise<Entry<OrderRecord> | undefined>;
   /**
@@ -33,6 +35,7 @@ export function singleStore(store: Store): StoreRouting {
     home: store,
     storeFor: () => store,
     stores: () => stores,
+    holdsAny: () => true,
     getOrder: (orderId) => store.get<OrderRecord>(keys.order(orderId)),
     stable: (work) => work(),
   };

@@ -166,7 +166,10 @@ export class Sweeper {
   private async dropIdempotencyRecords(): Promise<number> {
     let dropped = 0;
     const routing = this.engine.routing;
-    for (const store of routing.stores()) dropped += await routing.stable(() => this.dropOn(store));
+    // A store no SKU is on holds only copies, dropped where their SKUs are (it may be down meanwhile).
+    for (const store of routing.stores()) {
+      if (routing.holdsAny(store)) dropped += await routing.stable(() => this.dropOn(store));
+    }
     return dropped;
   }
 
