@@ -94,6 +94,7 @@ export class Moves {
     }
     const ids = [...this.records.keys()].sort();
     this.queue.push(...ids.filter((id) => unfinished.includes(this.records.get(id)!.state)));
+    if (this.queue.length > 0) this.deps.log.warn({ moves: this.queue }, 'moves cut short by a stop go on now');
     this.running = this.loop();
   }
 
