@@ -71,7 +71,13 @@ async function until(what: string, condition: () => Promise<boolean> | boolean):
 }
 
 test('etcd killed while it is the mirror: LMDB SKUs go on, the backlog drains when etcd is back', async () => {
-  server = await spawnServer(data.dir, [...mirrorArgs(cluster.endpoints, prefix), '--breaker-half-open-ms', '500', '--breaker-failures', '2']);
+  server = await spawnServer(data.dir, [
+    ...mirrorArgs(cluster.endpoints, prefix),
+    '--breaker-half-open-ms',
+    '500',
+    '--breaker-failures',
+    '2',
+  ]);
   const base = server.url;
   await mapConcurrent(skuIds, 4, (sku) => createSku(base, sku, { initialStock: 1_000_000 }));
   await caughtUp(base);
