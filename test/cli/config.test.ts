@@ -154,6 +154,30 @@ const refusals: RefusalCase[] = [
     env: { HOTSTOCK_RESERVATION_TTL_MS: '5' },
     names: [/--reservation-ttl-ms\b/],
   },
+  { name: '--mirror lmdb on --store lmdb', overrides: { '--mirror': 'lmdb' }, names: [/--mirror\b/, /--store\b/] },
+  { name: '--mirror etcd without endpoints', overrides: { '--mirror': 'etcd' }, names: [/--etcd-endpoints\b/] },
+  { name: '--mirror nosuch', overrides: { '--mirror': 'nosuch' }, names: [/--mirror\b/, /nosuch/] },
+  {
+    name: 'a bad env twin HOTSTOCK_MIRROR=redis',
+    env: { HOTSTOCK_MIRROR: 'redis' },
+    names: [/--mirror\b/, /redis/],
+  },
+  {
+    name: '--shadow-read-ratio 1.5',
+    overrides: { '--mirror': 'etcd', '--etcd-endpoints': 'http://127.0.0.1:1', '--shadow-read-ratio': '1.5' },
+    names: [/--shadow-read-ratio\b/],
+  },
+  {
+    name: 'a bad env twin HOTSTOCK_SHADOW_READ_RATIO=1e-2',
+    overrides: { '--mirror': 'etcd', '--etcd-endpoints': 'http://127.0.0.1:1' },
+    env: { HOTSTOCK_SHADOW_READ_RATIO: '1e-2' },
+    names: [/--shadow-read-ratio\b/, /HOTSTOCK_SHADOW_READ_RATIO/],
+  },
+  {
+    name: '--shadow-read-ratio without --mirror',
+    overrides: { '--shadow-read-ratio': '0.1' },
+    names: [/--shadow-read-ratio\b/, /--mirror\b/],
+  },
 ];
 
 describe('hotstock serve configuration', () => {
