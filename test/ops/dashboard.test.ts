@@ -60,6 +60,7 @@ test('the rows cover what an operator looks for', () => {
     'Runtime',
     'Storage backend',
     'etcd',
+    'Mirror and cutover',
     'Watchers',
     'Stock',
   ]);
@@ -76,6 +77,12 @@ test('the rows cover what an operator looks for', () => {
     'hotstock_sku_stock_units',
     'nodejs_gc_duration_seconds_sum',
     'nodejs_eventloop_lag_p99_seconds',
+    'hotstock_mirror_lag_revisions',
+    'hotstock_mirror_lag_seconds',
+    'hotstock_mirror_applied_total',
+    'hotstock_mirror_outbox_entries',
+    'hotstock_cutover_moves',
+    'hotstock_shadow_reads_total',
   ]) {
     assert.ok(exprs.includes(metric), `a panel shows ${metric}`);
   }

@@ -1,6 +1,7 @@
 // A real Prometheus, configured by ops/prometheus/prometheus.yml (targets
 // replaced, intervals at 1 s), scrapes two real `hotstock serve` processes
-// (one on LMDB, one on a three-member etcd cluster) and that etcd cluster,
+// (one on LMDB with an etcd mirror, one on a three-member etcd cluster) and
+// that etcd cluster,
 // while traffic flows. Then every PromQL expression of the dashboard and of
 // the rules goes through Prometheus' HTTP API: each must be accepted, every
 // rule must evaluate cleanly, and the core panels must return data.
@@ -59,6 +60,14 @@ const corePanels = [
   'DB size against quota',
   'Watchers',
   'Available stock, hottest SKUs',
+  'Mirror lag (commits)',
+  'Mirror lag (seconds)',
+  'Mirror applied',
+  'Outbox entries',
+  'SKUs by store',
+  'Moves by state',
+  'Shadow reads',
+  'Mirror breaker',
 ];
 
 let etcd: EtcdCluster;
@@ -76,6 +85,7 @@ async function driveTraffic(urls: string[]): Promise<void> {
         await reserve(url, { sku: 'prom-hot', qty: 1, userId: `u${round % 50}` }, `prom-${round}`);
         await reserve(url, { sku: 'prom-hot', qty: 1, userId: `u${round % 50}` }, `prom-${round}`);
         await reserve(url, { sku: 'prom-gone', qty: 1, userId: 'late' });
+        await api(url, 'GET', '/v1/skus/prom-hot', { headers: { 'x-canary': 'shadow' } });
         await api(url, 'POST', '/v1/orders:batch', {
           body: { items: [{ sku: 'prom-hot', qty: 1, userId: `b${round}`, idempotencyKey: `prom-b-${round}` }] },
         });
@@ -87,7 +97,8 @@ async function driveTraffic(urls: string[]): Promise<void> {
 
 before(async () => {
   etcd = await startEtcdCluster({ size: 3 });
-  for (const extra of [[], etcdArgs(etcd.endpoints, 'prom-test/')]) {
+  const mirror = ['--mirror', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', 'prom-mirror/'];
+  for (const extra of [mirror, etcdArgs(etcd.endpoints, 'prom-test/')]) {
     const dir = tempDataDir('hotstock-prom');
     dataDirs.push(dir);
     servers.push(await spawnServer(dir.dir, extra));
