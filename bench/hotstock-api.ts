@@ -1,6 +1,7 @@
 // What the scenarios ask of a hotstock server besides load: create SKUs, read
 // a SKU's ledger (the durable count of what was sold) and its /metrics
-// counters, and run `hotstock check` on a stopped server's data directory.
+// counters, and run `hotstock check` (and `hotstock reconcile`) on a stopped
+// server's data directory.
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { runProcess } from './process.ts';
@@ -81,6 +82,15 @@ export async function checkLedger(
 ): Promise<{ exact: boolean; output: string }> {
   const run = await runProcess(process.execPath, [hotstockScript, 'check', '--data-dir', dataDir, ...extraArgs]);
   return { exact: run.code === 0, output: `${run.stdout}${run.stderr}`.trim() };
+}
+
+/** Runs `hotstock reconcile` on a stopped server's two stores; true when they hold the same records. */
+export async function reconcileStores(
+  dataDir: string,
+  mirrorArgs: string[],
+): Promise<{ clean: boolean; output: string }> {
+  const run = await runProcess(process.execPath, [hotstockScript, 'reconcile', '--data-dir', dataDir, ...mirrorArgs]);
+  return { clean: run.code === 0, output: `${run.stdout}${run.stderr}`.trim() };
 }
 
 export interface HotstockRun<T> {

@@ -5,6 +5,7 @@ import { catalogScenario } from './catalog.ts';
 import { etcdScenario } from './etcd.ts';
 import { flashSaleScenario } from './flash-sale.ts';
 import { migrateScenario } from './migrate.ts';
+import { mirrorScenario } from './mirror.ts';
 import { overloadScenario } from './overload.ts';
 import { scaleScenario } from './scale.ts';
 import { throughputScenario } from './throughput.ts';
@@ -20,4 +21,5 @@ export const scenarios: BenchScenario[] = [
   etcdScenario,
   watchScenario,
   migrateScenario,
+  mirrorScenario,
 ];

@@ -27,20 +27,21 @@ import {
 import { runWrk, statusClass, type WrkResult } from '../wrk.ts';
 
 const name = '1 hot SKU, max throughput';
-const connections = 64;
+/**
+ * Scenario 1's load, which the mirror scenario repeats with a mirror
+ * attached: 64 connections on a SKU with a per-user limit of 2 (the figures
+ * are for a SKU that has one), taking turns among 1,000,000 users: a user's
+ * third order (the first the limit refuses) would come only after 2,000,000
+ * requests, more than any run here makes, so the limit is checked on every
+ * reservation but refuses none.
+ */
+export const scenarioOneLoad = { connections: 64, maxPerUser: 2, users: 1_000_000 } as const;
+const { connections, maxPerUser, users } = scenarioOneLoad;
 const peerRatioMin = 1.0;
 const floorRatioTarget = 0.9;
 const writesPerReservationMax = 4;
 const writesPerReservationTarget = 3;
 const checksPerReservationMax = 1;
-/** The hot SKU's per-user limit: the figures are for a SKU that has one. */
-const maxPerUser = 2;
-/**
- * Users the load takes turns with: a user's third order (the first the limit
- * refuses) would come only after 2,000,000 requests, more than any run here
- * makes, so the limit is checked on every reservation but refuses none.
- */
-const users = 1_000_000;
 
 interface Reference {
   label: string;

@@ -1,7 +1,8 @@
 // The benchmark suite's smoke run (a second or two per scenario, no targets
 // judged), so the suite keeps working: every scenario runs against real
 // servers, `hotstock check` passes after each, the table lists them all, the
-// references are measured in the same run, and the JSON record is written.
+// references are measured in the same run (the mirror scenario's run without
+// a mirror too, beside its lag), and the JSON record is written.
 // Also the LMDB micro-benchmark, briefly.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -58,7 +59,9 @@ test('npm run bench -- --smoke runs every scenario, prints the table and writes 
   for (const scenario of report.scenarios) {
     assert.equal(scenario.error, undefined, `${scenario.name} ran`);
     // Each scenario proves its result: `hotstock check` on the ledger, or `migrate --verify` on a copy.
-    const checks = scenario.rows.filter((row) => /^(hotstock check|migrate --verify)/.test(row.measure));
+    const checks = scenario.rows.filter((row) =>
+      /^(hotstock check|hotstock reconcile|migrate --verify)/.test(row.measure),
+    );
     assert.ok(checks.length > 0, `${scenario.name} checked its result`);
     for (const check of checks) assert.ok(check.target?.met, `${scenario.name}: ${check.note}`);
   }
@@ -70,6 +73,19 @@ test('npm run bench -- --smoke runs every scenario, prints the table and writes 
     const row = throughput!.rows.find((candidate) => candidate.measure.startsWith(measure));
     assert.ok(row !== undefined && row.value > 0, `scenario 1 reports ${measure}`);
   }
+  const mirror = report.scenarios.find((scenario) => scenario.name.startsWith('10 '));
+  baselineRow(mirror!.rows, 'durable reservations/s with a mirror vs without');
+  for (const measure of ['mirror lag P99, revisions', 'mirror lag P99, seconds']) {
+    const row = mirror!.rows.find((candidate) => candidate.measure.startsWith(measure));
+    assert.ok(
+      row !== undefined && Number.isFinite(row.value) && row.value >= 0,
+      `the mirror scenario reports ${measure}`,
+    );
+  }
+  assert.ok(
+    mirror!.rows.some((row) => row.measure === 'hotstock reconcile' && row.target?.met),
+    'reconcile clean',
+  );
   const overload = report.scenarios.find((scenario) => scenario.name.startsWith('5 '));
   baselineRow(overload!.rows, 'P99 ms, all answers');
   assert.ok(
