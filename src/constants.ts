@@ -311,6 +311,12 @@ export const mirrorIdleWaitMs = 1_000;
  */
 export const mirrorOutboxEntriesWarn = 100_000;
 export const mirrorOutboxWarnIntervalMs = 60_000;
+/**
+ * On a clean stop the mirror gets up to this long to apply what was recorded
+ * last, so a store that holds every SKU can be left allowed to run alone
+ * (cutover/standalone.ts). Within the shutdown grace period.
+ */
+export const mirrorStopCatchUpMs = 5_000;
 /** Applied entries deleted from the outbox per trim commit (also bounded by the store's commit limits). */
 export const mirrorTrimEntriesMax = 4_096;
 /**
@@ -465,4 +471,5 @@ assert.ok(
   'a fenced group waits for at most a few rounds of the mirror',
 );
 assert.ok(mirrorRetryBackoffMsMin < mirrorRetryBackoffMsMax);
+assert.ok(mirrorStopCatchUpMs < shutdownGraceMsDefault, "the mirror's catch-up at a stop fits the grace period");
 assert.ok(reconcileDifferencesPrintedMax <= reconcileDifferencesKeptMax, 'what is printed was kept');

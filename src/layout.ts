@@ -19,6 +19,7 @@
 //
 //   outbox/<seq>                            {atMs, writes}: a commit's mirrored writes, recorded in that commit
 //   outbox-meta                             {stream, trimmedThrough}: the outbox's identity and how far it was trimmed
+//   standalone                              {allowed, stream}: whether the store may run without its mirror
 //   mirror/<source kind>                    {stream, appliedThrough, partial}: how far this store applied the source's outbox
 //   routing/config                          {defaultStore, seed}: the SKU routing's defaults (etcd only)
 //   routing/sku/<sku>                       {store, moveId}: where a SKU is authoritative, when a move put it there
@@ -100,6 +101,7 @@ export const keys = {
   outboxPrefix: 'outbox/',
   outboxEntry: (seq: number) => `outbox/${String(seq).padStart(outboxSeqDigits, '0')}`,
   outboxMeta: 'outbox-meta',
+  standalone: 'standalone',
   mirrorResume: (sourceKind: string) => `mirror/${sourceKind}`,
   routingConfig: 'routing/config',
   routingSkuPrefix: 'routing/sku/',
@@ -120,7 +122,15 @@ export function seqOfOutboxKey(key: string): number {
  * marks (hints, each store keeps its own), and a records migration's
  * checkpoint (migrate/importer.ts).
  */
-export const storeLocalPrefixes = ['outbox/', 'outbox-meta', 'mirror/', 'routing/', 'sweep/', 'migrate/'] as const;
+export const storeLocalPrefixes = [
+  'outbox/',
+  'outbox-meta',
+  'standalone',
+  'mirror/',
+  'routing/',
+  'sweep/',
+  'migrate/',
+] as const;
 
 /** Whether a write to `key` is recorded in the outbox and applied to the mirror. */
 export function isMirrored(key: string): boolean {
@@ -207,6 +217,17 @@ export interface MirrorResume {
 }
 
 export type StoreKind = 'lmdb' | 'etcd';
+
+/**
+ * Written on each store when a service with a mirror stops cleanly: `allowed`
+ * when every SKU was authoritative on this store and it held everything the
+ * other store had recorded, so it may run alone; `stream` is its outbox's
+ * identity then (a store that has run alone since has another).
+ */
+export interface StandaloneRecord {
+  allowed: boolean;
+  stream: string;
+}
 
 /**
  * The routing's defaults: where a SKU without a route of its own is

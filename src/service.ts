@@ -8,6 +8,7 @@ import type { ServeConfig } from './config.ts';
 import { lmdbMapSizeBytesDefault } from './constants.ts';
 import { type CutoverAdmin, cutoverAdmin, cutoverFigures, singleStoreAdmin } from './cutover/admin.ts';
 import { type Cutover, openCutover } from './cutover/cutover.ts';
+import { startStandalone } from './cutover/standalone.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { LoadShedder } from './http/load-shedder.ts';
@@ -233,6 +234,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   try {
     // A store holding another layout is refused before anything reads it; an empty one is marked.
     await ensureLayout(store, { create: true });
+    // A store that served with a mirror runs alone only if it holds everything (cutover/standalone.ts).
+    if (cutover === undefined) await startStandalone(store);
     // Follow the change feed from the current revision before the warm-up scan: the scan reads
     // page by page, and a change to a page already read must still arrive.
     await store.revision();

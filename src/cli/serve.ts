@@ -1,6 +1,9 @@
 // `hotstock serve`: run the service until SIGTERM/SIGINT, then shut down cleanly.
 import type { Command } from 'commander';
 import { addServeOptions, demoKeys, type RawServeOptions, serveConfig } from '../config.ts';
+import { CutoverRecordError } from '../cutover/records.ts';
+import { RoutingError } from '../cutover/routing.ts';
+import { StandaloneRefused } from '../cutover/standalone.ts';
 import { LayoutMismatch } from '../layout.ts';
 import { startService } from '../service.ts';
 import { StoreFailure } from '../store/contract.ts';
@@ -59,7 +62,14 @@ function startFailure(error: unknown, config: { host: string; port: number; data
   if (code === 'EADDRNOTAVAIL') return `--host ${config.host} is not an address of this machine`;
   if (code === 'EACCES') return `permission denied (--port ${config.port}, --data-dir ${config.dataDir})`;
   // The cluster is not what was configured, or etcd cannot serve: the message is the whole story.
-  if (error instanceof TopologyError || error instanceof StoreFailure || error instanceof LayoutMismatch)
+  if (
+    error instanceof TopologyError ||
+    error instanceof StoreFailure ||
+    error instanceof LayoutMismatch ||
+    error instanceof RoutingError ||
+    error instanceof StandaloneRefused ||
+    error instanceof CutoverRecordError
+  )
     return error.message;
   return (error as Error).stack ?? String(error);
 }

@@ -5,6 +5,7 @@
 // each SKU through its store's outbox.
 import type { Logger } from 'pino';
 import type { ServeConfig } from '../config.ts';
+import { mirrorStopCatchUpMs } from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
 import { timeOrderedIds } from '../engine/time-ordered-ids.ts';
 import { ensureLayout, type StoreKind } from '../layout.ts';
@@ -12,11 +13,13 @@ import type { Metrics } from '../metrics.ts';
 import { BackendBreaker } from '../store/backend-breaker.ts';
 import type { Store } from '../store/contract.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from '../store/etcd-store.ts';
+import { skusByStore } from './admin.ts';
 import { MirrorWorker } from './mirror-worker.ts';
 import { Moves } from './moves.ts';
 import { OutboxStore } from './outbox-store.ts';
-import { Routing } from './routing.ts';
+import { Routing, RoutingError } from './routing.ts';
 import { ShadowReads } from './shadow.ts';
+import { markStandalone, ranAlone } from './standalone.ts';
 
 /** A store as the service opened it: the store, and for etcd how to reach it. */
 export interface OpenedForCutover {
@@ -75,7 +78,10 @@ export async function openCutover(
   await ensureLayout(mirror.store, { create: true });
   const outboxes = { home: await OutboxStore.open(home.store), mirror: await OutboxStore.open(mirror.store) };
   const etcd = home.store.kind === 'etcd' ? home.store : mirror.store;
-  const routing = await Routing.load({ ...outboxes, etcd });
+  const routing = await Routing.load({ ...outboxes, etcd }, await startOver(home.store, mirror.store));
+  // Until a clean stop says otherwise, neither store may run alone.
+  await markStandalone(home.store, false, outboxes.home.stream);
+  await markStandalone(mirror.store, false, outboxes.mirror.stream);
   const paths = mirrorPaths(config, home, mirror, log);
   const workers = [outboxes.home, outboxes.mirror].map((outbox) => {
     const to = routing.other(outbox.kind);
@@ -103,6 +109,24 @@ export async function openCutover(
   });
 }
 
+/**
+ * Whether the routing starts over: --store ran alone since the mirrored
+ * service last stopped (so it holds everything, and the routing and the
+ * mirror's copy are stale). The mirror having run alone is refused: it is
+ * the one that holds the data.
+ */
+async function startOver(home: Store, mirror: Store): Promise<boolean> {
+  const [homeAlone, mirrorAlone] = await Promise.all([ranAlone(home), ranAlone(mirror)]);
+  if (mirrorAlone) {
+    throw new RoutingError(
+      homeAlone
+        ? `both stores have run alone since they were mirrored, so they differ: keep one and attach an empty store as its --mirror`
+        : `--mirror ${mirror.kind} has run alone since the stores were mirrored: it holds the data, so start with --store ${mirror.kind} --mirror ${home.kind}`,
+    );
+  }
+  return homeAlone;
+}
+
 interface Parts {
   config: Readonly<ServeConfig>;
   outboxes: { home: OutboxStore; mirror: OutboxStore };
@@ -122,7 +146,13 @@ export class Cutover {
   readonly routing: Routing;
   readonly workers: readonly MirrorWorker[];
   private readonly parts: Parts;
-  private attached: { moves: Moves; shadow: ShadowReads } | undefined;
+  private attached: { engine: Engine; moves: Moves; shadow: ShadowReads } | undefined;
+
+  constructor(parts: Parts) {
+    this.parts = parts;
+    this.routing = parts.routing;
+    this.workers = parts.workers;
+  }
 
   /** Shadow reads, once attached to the engine. */
   get shadow(): ShadowReads | undefined {
@@ -132,12 +162,6 @@ export class Cutover {
   /** Moves, once attached to the engine. */
   get moves(): Moves | undefined {
     return this.attached?.moves;
-  }
-
-  constructor(parts: Parts) {
-    this.parts = parts;
-    this.routing = parts.routing;
-    this.workers = parts.workers;
   }
 
   /** The --store store behind its outbox: the engine's home store. */
@@ -153,6 +177,7 @@ export class Cutover {
     const { routing, paths, log, metrics, config } = this.parts;
     const worker = (from: StoreKind, to: StoreKind) => this.worker(from, to);
     this.attached = {
+      engine,
       moves: new Moves({ routing, engine, etcd: this.parts.etcd, worker, newId: timeOrderedIds(), log }),
       shadow: new ShadowReads({
         routing,
@@ -173,16 +198,44 @@ export class Cutover {
     await this.attached?.moves.start();
   }
 
-  /** Stops moves (fenced SKUs go on where they are), then the workers. */
+  /** Stops moves (fenced SKUs go on where they are), so the writers can drain. */
   async stop(): Promise<void> {
     await this.attached?.moves.stop();
-    await Promise.all(this.workers.map((worker) => worker.stop()));
   }
 
-  /** Closes both stores and every client. */
+  /**
+   * Once nothing commits any more: lets the mirror catch up (bounded), stops
+   * the workers, says on each store whether it may now run alone, and closes
+   * both stores and every client.
+   */
   async close(): Promise<void> {
+    const deadline = Date.now() + mirrorStopCatchUpMs;
+    for (const worker of this.workers.filter((each) => each.ready)) {
+      const outbox = this.routing.store(worker.from);
+      await worker.whenCovered(outbox.settledThrough, Math.max(0, deadline - Date.now()));
+    }
+    await Promise.all(this.workers.map((worker) => worker.stop()));
+    await this.leaveStandaloneMarks().catch((error: unknown) =>
+      this.parts.log.warn({ err: error }, 'could not record whether each store may run alone'),
+    );
     await Promise.all([this.parts.outboxes.home.close(), this.parts.outboxes.mirror.close()]);
     await this.parts.paths.close();
     await Promise.all(this.parts.stores.map((store) => store.close()));
+  }
+
+  /** A store may run alone when every SKU is on it, no move is under way, and it holds all the other recorded. */
+  private async leaveStandaloneMarks(): Promise<void> {
+    const attached = this.attached;
+    if (attached === undefined) return;
+    const counts = skusByStore(attached.engine, this.routing);
+    const moving = Object.entries(attached.moves.countByState()).some(
+      ([state, count]) => count > 0 && ['pending', 'moving', 'rolling_back'].includes(state),
+    );
+    for (const outbox of [this.parts.outboxes.home, this.parts.outboxes.mirror]) {
+      const other = this.routing.other(outbox.kind);
+      const feeding = this.worker(other, outbox.kind);
+      const allowed = !moving && (counts[other] ?? 0) === 0 && feeding.ready && feeding.lagEntries() === 0;
+      await markStandalone(outbox.inner, allowed, outbox.stream);
+    }
   }
 }

@@ -2,7 +2,15 @@
 // entry, the outbox's identity, a mirror's resume point, the routing and a
 // move. A record that is not what this code writes stops the work that read
 // it with the key's name; it is never guessed at.
-import type { MirrorResume, OutboxEntry, OutboxMeta, RoutingConfig, SkuRoute, StoreKind } from '../layout.ts';
+import type {
+  MirrorResume,
+  OutboxEntry,
+  OutboxMeta,
+  RoutingConfig,
+  SkuRoute,
+  StandaloneRecord,
+  StoreKind,
+} from '../layout.ts';
 import type { Write } from '../store/contract.ts';
 
 export const storeKinds: readonly StoreKind[] = ['lmdb', 'etcd'];
@@ -51,6 +59,12 @@ export function assertMirrorResume(value: unknown, key: string): asserts value i
   const partialOk = partial === null || (isObject(partial) && isCount(partial.seq) && isCount(partial.offset));
   if (!isObject(value) || typeof value.stream !== 'string' || !isCount(value.appliedThrough) || !partialOk) {
     throw new CutoverRecordError(`mirror resume point ${key}`, value);
+  }
+}
+
+export function assertStandalone(value: unknown, where: string): asserts value is StandaloneRecord {
+  if (!isObject(value) || typeof value.allowed !== 'boolean' || typeof value.stream !== 'string') {
+    throw new CutoverRecordError(`the standalone record of the ${where} store`, value);
   }
 }
 

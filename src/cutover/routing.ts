@@ -66,17 +66,35 @@ export class Routing implements StoreRouting {
    * Reads the routing, creating it on first use: every SKU on --store, and
    * that store to be copied into the mirror, which must hold no data yet.
    */
-  static async load(stores: RoutingStores): Promise<Routing> {
+  static async load(stores: RoutingStores, startOver = false): Promise<Routing> {
+    if (startOver) await Routing.clear(stores.etcd);
     let config = await stores.etcd.get<RoutingConfig>(keys.routingConfig);
-    if (config === undefined) config = await Routing.create(stores);
+    if (config === undefined) config = await Routing.create(stores, startOver);
     assertRoutingConfig(config.value);
     const routing = new Routing(stores, config);
     await routing.loadRoutes();
     return routing;
   }
 
-  private static async create(stores: RoutingStores): Promise<Entry<RoutingConfig>> {
-    const occupied = await holdsMirroredData(stores.mirror);
+  /**
+   * Forgets every route, move and the configuration: --store ran alone since,
+   * so every SKU is on it and the mirror's copy is stale (it is copied again).
+   */
+  private static async clear(etcd: Store): Promise<void> {
+    for (const prefix of [keys.routingSkuPrefix, keys.routingMovePrefix]) {
+      for await (const page of scanPrefix(etcd, prefix, etcd.limits.commitWritesMax)) {
+        await etcd.commit(
+          [],
+          page.map((entry): Write => ({ type: 'delete', key: entry.key })),
+        );
+      }
+    }
+    await etcd.commit([], [{ type: 'delete', key: keys.routingConfig }]);
+  }
+
+  private static async create(stores: RoutingStores, overStale: boolean): Promise<Entry<RoutingConfig>> {
+    // A stale copy (the mirror of a store that has run alone since) is copied over; anything else is refused.
+    const occupied = overStale ? undefined : await holdsMirroredData(stores.mirror);
     if (occupied !== undefined) {
       throw new RoutingError(
         `--mirror ${stores.mirror.kind} already holds data (its first key is ${JSON.stringify(occupied)}) but is not a mirror of --store ${stores.home.kind}: attach an empty store as the mirror, or swap --store and --mirror if that one holds the data`,

@@ -2,6 +2,7 @@
 // mirror's lag, moves (start one, follow it), and the shadow reads' last
 // mismatches. What they show and do is the cutover's (cutover/admin.ts).
 import type { FastifyInstance } from 'fastify';
+import { listLimitMax } from '../constants.ts';
 import type { CutoverAdmin } from '../cutover/admin.ts';
 import type { MoveRequest } from '../cutover/moves.ts';
 import { HttpProblem } from '../errors.ts';
@@ -17,7 +18,8 @@ export interface ShadowHook {
 }
 
 const routingBinding = cursorBinding('routing', []);
-const routingLimitDefault = 500;
+/** An operator reads the table whole more often than not: the largest page unless asked. */
+const routingLimitDefault = listLimitMax;
 
 function routingRoute(app: FastifyInstance, cutover: CutoverAdmin, cursors: CursorSealer): void {
   app.get<{ Querystring: { limit?: number; cursor?: string } }>(

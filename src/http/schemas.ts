@@ -525,7 +525,10 @@ export const moveParamsSchema = {
 export const routingQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { limit: limitSchema, cursor: cursorSchema },
+  properties: {
+    limit: { ...limitSchema, description: `SKUs per page, 1 to ${listLimitMax} (digits); ${listLimitMax} when absent` },
+    cursor: cursorSchema,
+  },
 } as const;
 
 /** `X-Canary: shadow` asks a read to be compared with the mirror too (never changing its answer). */
