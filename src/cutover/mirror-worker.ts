@@ -229,6 +229,8 @@ export class MirrorWorker {
     }
     this.covered = this.resume.appliedThrough;
     this.phase = 'running';
+    // Waiters that came while the worker was starting may be covered already.
+    this.resolveCovered();
   }
 
   /** Copies the source whole, then resumes from the last commit settled before the copy began. */
@@ -335,7 +337,12 @@ export class MirrorWorker {
   private coverThrough(seq: number): void {
     if (seq <= this.covered) return;
     this.covered = seq;
-    for (const waiter of [...this.coveredWaiters]) if (waiter.seq <= seq) waiter.resolve(true);
+    this.resolveCovered();
+  }
+
+  private resolveCovered(): void {
+    if (this.phase !== 'running') return;
+    for (const waiter of [...this.coveredWaiters]) if (waiter.seq <= this.covered) waiter.resolve(true);
   }
 
   /** Deletes applied entries from the outbox, a bounded number at a time, with the outbox's identity record. */

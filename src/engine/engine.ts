@@ -267,27 +267,25 @@ export class Engine {
   }
 
   /**
-   * Follows each store's change feed so SKU records written elsewhere
+   * Follows the home store's change feed so SKU records written elsewhere
    * (another instance, where the store can see them) refresh the warm state.
    * A writer never goes back to an older version, so this process's own
    * commits, which arrive here too, change nothing; nor do a mirror's copies,
-   * since a SKU is followed only on the store authoritative for it.
+   * since a SKU is taken only from the store authoritative for it. A service
+   * with a mirror runs as one instance: the other store changes only through
+   * this process, and its feed would only echo the mirror's copies.
    */
   followStore(): () => void {
-    const stops = this.routing.stores().map((store) =>
-      store.subscribe(
-        (change) => {
-          for (const write of change.writes) {
-            if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
-            this.observeSku(store, write.value as SkuRecord, change.revision);
-          }
-        },
-        (gap) => void this.rewarm(gap),
-      ),
+    const store = this.routing.home;
+    return store.subscribe(
+      (change) => {
+        for (const write of change.writes) {
+          if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
+          this.observeSku(store, write.value as SkuRecord, change.revision);
+        }
+      },
+      (gap) => void this.rewarm(gap),
     );
-    return () => {
-      for (const stop of stops) stop();
-    };
   }
 
   /** Adopts a SKU record read from `store`, if that store is authoritative for the SKU. */

@@ -162,6 +162,26 @@ describe('the mirror worker, LMDB to etcd', () => {
     );
     await Promise.all([outbox.inner.close(), target.close()]);
   });
+
+  it('a wait for what the mirror holds already ends once a restarted worker has read its resume point', async () => {
+    const { store, dir } = lmdb();
+    const outbox = await OutboxStore.open(store);
+    const target = etcd();
+    for (let i = 0; i < 3; i++) await outbox.commit([], [put(`order/w-${i}`, i)]);
+    const first = worker(outbox, target);
+    first.start();
+    await applied(first, 3);
+    await first.stop();
+    await store.close();
+    // Nothing is committed after the restart: no entry applied will wake the wait.
+    const reopened = await OutboxStore.open(new LmdbStore({ dataDir: dir }));
+    const again = worker(reopened, target);
+    const waiting = again.whenCovered(3, waitMsMax);
+    again.start();
+    assert.equal(await waiting, true);
+    await again.stop();
+    await Promise.all([reopened.inner.close(), target.close()]);
+  });
 });
 
 describe('attaching a mirror', () => {
