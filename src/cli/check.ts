@@ -4,36 +4,24 @@
 import { readdirSync, statSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { checkLedger } from '../check/ledger-check.ts';
-import { etcdMaxTxnOpsDefault } from '../constants.ts';
 import { ensureLayout, LayoutMismatch } from '../layout.ts';
 import type { Store } from '../store/contract.ts';
-import { createEtcdClient, EtcdStore } from '../store/etcd-store.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
 import { exitCodes } from './exit-codes.ts';
-import { addFlags, endpointList, type Flag } from './flags.ts';
+import { addFlags, type Flag } from './flags.ts';
+import { openEtcd, type StoreAccess, storeAccessFlags } from './store-flags.ts';
 
 /** Violations printed; the count of the rest is printed after them. */
 const violationsPrintedMax = 100;
 
-interface CheckOptions {
+interface CheckOptions extends StoreAccess {
   store: 'lmdb' | 'etcd';
-  dataDir: string;
-  etcdEndpoints?: string[];
-  etcdPrefix: string;
-  etcdCa?: string;
-  etcdCert?: string;
-  etcdKey?: string;
   json?: boolean;
 }
 
 const checkFlags: readonly Flag[] = [
   { name: 'store', arg: 'kind', help: 'storage backend', choices: ['lmdb', 'etcd'], default: 'lmdb' },
-  { name: 'data-dir', arg: 'dir', help: 'directory of the LMDB store', default: './data' },
-  { name: 'etcd-endpoints', arg: 'urls', help: 'etcd client URLs, comma-separated', parse: endpointList },
-  { name: 'etcd-prefix', arg: 'prefix', help: 'namespace of hotstock keys', default: 'hotstock/' },
-  { name: 'etcd-ca', arg: 'file', help: 'CA certificate for TLS to etcd' },
-  { name: 'etcd-cert', arg: 'file', help: 'client certificate for TLS to etcd' },
-  { name: 'etcd-key', arg: 'file', help: 'client key for TLS to etcd' },
+  ...storeAccessFlags,
   { name: 'json', help: 'print the report as JSON' },
 ];
 
@@ -59,17 +47,7 @@ function openStore(options: CheckOptions): Store {
     assertStoreDirectory(options.dataDir);
     return new LmdbStore({ dataDir: options.dataDir, readOnly: true });
   }
-  const endpoints = options.etcdEndpoints ?? [];
-  if (endpoints.length === 0) throw new InvalidArgumentError('--store etcd needs --etcd-endpoints');
-  const tls = options.etcdCa
-    ? { caFile: options.etcdCa, certFile: options.etcdCert, keyFile: options.etcdKey }
-    : undefined;
-  return new EtcdStore({
-    client: createEtcdClient({ endpoints, ...(tls ? { tls } : {}) }),
-    ownsClient: true,
-    prefix: options.etcdPrefix,
-    maxTxnOps: etcdMaxTxnOpsDefault,
-  });
+  return openEtcd(options, '--store etcd');
 }
 
 export function checkCommand(program: Command): void {

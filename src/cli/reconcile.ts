@@ -4,36 +4,25 @@
 // reading only, so a running service keeps its lock on it.
 import { readdirSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { etcdMaxTxnOpsDefault, reconcileDifferencesPrintedMax } from '../constants.ts';
+import { reconcileDifferencesPrintedMax } from '../constants.ts';
 import { type ReconcileReport, reconcile } from '../cutover/reconcile.ts';
 import { ensureLayout, LayoutMismatch, type StoreKind } from '../layout.ts';
 import type { Store } from '../store/contract.ts';
-import { createEtcdClient, EtcdStore } from '../store/etcd-store.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
 import { exitCodes } from './exit-codes.ts';
-import { addFlags, endpointList, type Flag } from './flags.ts';
+import { addFlags, type Flag } from './flags.ts';
+import { openEtcd, type StoreAccess, storeAccessFlags } from './store-flags.ts';
 
-interface ReconcileOptions {
+interface ReconcileOptions extends StoreAccess {
   store: StoreKind;
   mirror?: StoreKind;
-  dataDir: string;
-  etcdEndpoints?: string[];
-  etcdPrefix: string;
-  etcdCa?: string;
-  etcdCert?: string;
-  etcdKey?: string;
   json?: boolean;
 }
 
 const reconcileFlags: readonly Flag[] = [
   { name: 'store', arg: 'kind', help: "the service's --store", choices: ['lmdb', 'etcd'], default: 'lmdb' },
   { name: 'mirror', arg: 'kind', help: "the service's --mirror (the other store)", choices: ['lmdb', 'etcd'] },
-  { name: 'data-dir', arg: 'dir', help: 'directory of the LMDB store', default: './data' },
-  { name: 'etcd-endpoints', arg: 'urls', help: 'etcd client URLs, comma-separated', parse: endpointList },
-  { name: 'etcd-prefix', arg: 'prefix', help: 'namespace of hotstock keys', default: 'hotstock/' },
-  { name: 'etcd-ca', arg: 'file', help: 'CA certificate for TLS to etcd' },
-  { name: 'etcd-cert', arg: 'file', help: 'client certificate for TLS to etcd' },
-  { name: 'etcd-key', arg: 'file', help: 'client key for TLS to etcd' },
+  ...storeAccessFlags,
   { name: 'json', help: 'print the report as JSON' },
 ];
 
@@ -41,8 +30,7 @@ const reconcileFlags: readonly Flag[] = [
 function openStores(options: ReconcileOptions): Record<StoreKind, Store> {
   if (options.mirror === undefined) throw new InvalidArgumentError('--mirror is required: the store to compare with');
   if (options.mirror === options.store) throw new InvalidArgumentError('--store and --mirror must differ');
-  const endpoints = options.etcdEndpoints ?? [];
-  if (endpoints.length === 0) throw new InvalidArgumentError('--etcd-endpoints is required (one store is etcd)');
+  const etcd = openEtcd(options, 'reconcile (one store is etcd)');
   let entries: string[];
   try {
     entries = readdirSync(options.dataDir);
@@ -50,15 +38,6 @@ function openStores(options: ReconcileOptions): Record<StoreKind, Store> {
     throw new InvalidArgumentError(`--data-dir ${options.dataDir}: ${(error as Error).message}`);
   }
   if (entries.length === 0) throw new InvalidArgumentError(`--data-dir ${options.dataDir} is empty: no store there`);
-  const tls = options.etcdCa
-    ? { caFile: options.etcdCa, certFile: options.etcdCert, keyFile: options.etcdKey }
-    : undefined;
-  const etcd = new EtcdStore({
-    client: createEtcdClient({ endpoints, ...(tls ? { tls } : {}) }),
-    ownsClient: true,
-    prefix: options.etcdPrefix,
-    maxTxnOps: etcdMaxTxnOpsDefault,
-  });
   return { lmdb: new LmdbStore({ dataDir: options.dataDir, readOnly: true }), etcd };
 }
 

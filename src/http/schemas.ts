@@ -515,13 +515,6 @@ export const namedSchemas: readonly ({ $id: SchemaName } & Record<string, unknow
   shadowMismatchesSchema,
 ];
 
-export const moveParamsSchema = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: idSchema },
-  additionalProperties: false,
-} as const;
-
 export const routingQuerySchema = {
   type: 'object',
   additionalProperties: false,
@@ -551,6 +544,9 @@ export const orderParamsSchema = {
   properties: { id: idSchema },
   additionalProperties: false,
 } as const;
+
+/** A move is named by an id in the path, as an order is. */
+export const moveParamsSchema = orderParamsSchema;
 
 export const listSkusQuerySchema = {
   type: 'object',
