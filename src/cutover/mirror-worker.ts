@@ -287,13 +287,14 @@ export class MirrorWorker {
     for (const [i, { seq, entry }] of reads.entries()) {
       const offset = this.resume!.partial?.seq === seq ? this.resume!.partial.offset : 0;
       const writes = entry.writes.slice(offset);
-      if (group.fits(writes, room)) {
-        group.add(seq, writes);
+      const bytes = commitBytes(writes);
+      if (group.fits(writes, bytes, room)) {
+        group.add(seq, writes, bytes);
         continue;
       }
       if (group.entries > 0) await this.flush(group, reads[i]?.entry.atMs);
       group = new Group();
-      if (group.fits(writes, room)) group.add(seq, writes);
+      if (group.fits(writes, bytes, room)) group.add(seq, writes, bytes);
       else await this.applyInParts(seq, writes, offset, room);
     }
     if (group.entries > 0) await this.flush(group, undefined);
@@ -313,7 +314,13 @@ export class MirrorWorker {
     while (done < writes.length) {
       const part = new Group();
       let end = done;
-      while (end < writes.length && part.fits([writes[end]!], room)) part.add(seq, [writes[end++]!]);
+      while (end < writes.length) {
+        const write = [writes[end]!];
+        const bytes = commitBytes(write);
+        if (!part.fits(write, bytes, room)) break;
+        part.add(seq, write, bytes);
+        end++;
+      }
       if (end === done) throw new Error(`outbox entry ${seq} holds a write larger than one commit of the mirror`);
       const whole = end === writes.length;
       const resume: MirrorResume = whole
@@ -390,19 +397,20 @@ class Group {
   lastSeq = 0;
   private bytes = 0;
 
-  fits(writes: readonly Write[], room: Room): boolean {
+  /** Whether `writes` (of `bytes`, as commitBytes counts them) fit in with what the group holds. */
+  fits(writes: readonly Write[], bytes: number, room: Room): boolean {
     let added = 0;
     for (const write of writes) if (!this.writes.has(write.key)) added++;
-    return this.writes.size + added <= room.writes && this.bytes + commitBytes(writes) <= room.bytes;
+    return this.writes.size + added <= room.writes && this.bytes + bytes <= room.bytes;
   }
 
-  add(seq: number, writes: readonly Write[]): void {
+  add(seq: number, writes: readonly Write[], bytes: number): void {
     for (const write of writes) {
       // Deleted and set again, so the map keeps the order of last writes.
       this.writes.delete(write.key);
       this.writes.set(write.key, write);
     }
-    this.bytes += commitBytes(writes);
+    this.bytes += bytes;
     this.entries++;
     this.lastSeq = seq;
   }

@@ -310,13 +310,19 @@ export class EtcdStore implements Store {
     return response.kvs.map((kv) => this.entry<V>(kv));
   }
 
-  /** Bytes of the Txn request: prefixed keys (checked keys twice: compare and failure read) and values. */
-  private requestBytes(checks: readonly VersionCheck[], writes: readonly Write[]): number {
+  /**
+   * Bytes of the Txn request: prefixed keys (checked keys twice: compare and
+   * failure read) and the values, each encoded once here for the request too.
+   */
+  private requestBytes(
+    checks: readonly VersionCheck[],
+    writes: readonly Write[],
+    values: (Buffer | undefined)[],
+  ): number {
     let bytes = 0;
     for (const check of checks) bytes += 2 * (this.prefixBytes.length + Buffer.byteLength(check.key)) + 32;
-    for (const write of writes) {
-      bytes += this.prefixBytes.length + Buffer.byteLength(write.key) + 16;
-      if (write.type === 'put') bytes += Buffer.byteLength(JSON.stringify(write.value));
+    for (const [i, write] of writes.entries()) {
+      bytes += this.prefixBytes.length + Buffer.byteLength(write.key) + 16 + (values[i]?.length ?? 0);
     }
     return bytes;
   }
@@ -325,11 +331,14 @@ export class EtcdStore implements Store {
     // Over-limit commits are refused whole, before etcd sees them: never split, never half-applied.
     assert.ok(checks.length <= this.limits.commitChecksMax, 'commit exceeds commitChecksMax');
     assert.ok(writes.length <= this.limits.commitWritesMax, 'commit exceeds commitWritesMax');
-    const bytes = this.requestBytes(checks, writes);
+    const values = writes.map((write) =>
+      write.type === 'put' ? Buffer.from(JSON.stringify(write.value), 'utf8') : undefined,
+    );
+    const bytes = this.requestBytes(checks, writes, values);
     assert.ok(bytes <= etcdRequestBytesMax, `commit of ${bytes} bytes exceeds etcd's request limit`);
-    const success: IRequestOp[] = writes.map((write) =>
+    const success: IRequestOp[] = writes.map((write, i) =>
       write.type === 'put'
-        ? { request_put: { key: this.key(write.key), value: Buffer.from(JSON.stringify(write.value), 'utf8') } }
+        ? { request_put: { key: this.key(write.key), value: values[i]! } }
         : { request_delete_range: { key: this.key(write.key) } },
     );
     const response = await this.call(
