@@ -231,12 +231,15 @@ export interface StandaloneRecord {
 
 /**
  * The routing's defaults: where a SKU without a route of its own is
- * authoritative, and the initial copy of that store into the mirror (`seed`:
- * the outbox stream being copied while under way, `done` after).
+ * authoritative, the initial copy of that store into the mirror (`seed`: the
+ * outbox stream being copied while under way, `done` after), and which two
+ * stores it pairs.
  */
 export interface RoutingConfig {
   defaultStore: StoreKind;
   seed: { state: 'copying'; stream: string } | { state: 'done' };
+  /** The outbox identity of each store this routing pairs: another store (or a second instance's) is refused. */
+  pair: Record<StoreKind, string>;
 }
 
 /** A SKU's own route: its authoritative store, and the move that put it there. */

@@ -72,7 +72,9 @@ export function assertRoutingConfig(value: unknown): asserts value is RoutingCon
   const seed = isObject(value) ? value.seed : undefined;
   const seedOk =
     isObject(seed) && (seed.state === 'done' || (seed.state === 'copying' && typeof seed.stream === 'string'));
-  if (!isObject(value) || !isStoreKind(value.defaultStore) || !seedOk) {
+  const pair = isObject(value) ? value.pair : undefined;
+  const pairOk = isObject(pair) && storeKinds.every((kind) => typeof pair[kind] === 'string');
+  if (!isObject(value) || !isStoreKind(value.defaultStore) || !seedOk || !pairOk) {
     throw new CutoverRecordError('the routing configuration', value);
   }
 }

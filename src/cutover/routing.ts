@@ -71,9 +71,20 @@ export class Routing implements StoreRouting {
     let config = await stores.etcd.get<RoutingConfig>(keys.routingConfig);
     if (config === undefined) config = await Routing.create(stores, startOver);
     assertRoutingConfig(config.value);
+    Routing.assertPair(config.value, stores);
     const routing = new Routing(stores, config);
     await routing.loadRoutes();
     return routing;
+  }
+
+  /** The routing pairs exactly these two stores: not another data directory, nor a second instance's. */
+  private static assertPair(config: RoutingConfig, stores: RoutingStores): void {
+    for (const outbox of [stores.home, stores.mirror]) {
+      if (config.pair[outbox.kind] === outbox.stream) continue;
+      throw new RoutingError(
+        `the routing in etcd pairs another ${outbox.kind} store with this one (outbox ${config.pair[outbox.kind]}, this one ${outbox.stream}): one instance serves a cutover, with the stores it started with; attach an empty store under a new --etcd-prefix to start another`,
+      );
+    }
   }
 
   /**
@@ -103,6 +114,10 @@ export class Routing implements StoreRouting {
     const value: RoutingConfig = {
       defaultStore: stores.home.kind,
       seed: { state: 'copying', stream: stores.home.stream },
+      pair: {
+        [stores.home.kind]: stores.home.stream,
+        [stores.mirror.kind]: stores.mirror.stream,
+      } as RoutingConfig['pair'],
     };
     const made = await stores.etcd.commit(
       [{ key: keys.routingConfig, version: 0 }],

@@ -185,6 +185,25 @@ describe('the mirror worker, LMDB to etcd', () => {
 });
 
 describe('attaching a mirror', () => {
+  it('refuses another store paired with a mirror that serves one already (a second instance, another data dir)', async () => {
+    const first = lmdb();
+    const second = lmdb();
+    const shared = etcd();
+    const mirror = await OutboxStore.open(shared);
+    await Routing.load({ home: await OutboxStore.open(first.store), mirror, etcd: shared });
+    const again = await Routing.load({ home: await OutboxStore.open(first.store), mirror, etcd: shared });
+    assert.equal(again.defaultStore, 'lmdb', 'the store it was made with is taken again');
+    await assert.rejects(
+      Routing.load({ home: await OutboxStore.open(second.store), mirror, etcd: shared }),
+      (error: unknown) => {
+        assert.ok(error instanceof RoutingError);
+        assert.match(error.message, /pairs another lmdb store with this one/);
+        return true;
+      },
+    );
+    await Promise.all([first.store.close(), second.store.close(), shared.close()]);
+  });
+
   it('refuses a mirror that already holds data of its own', async () => {
     const { store } = lmdb();
     const routingStore = etcd();
