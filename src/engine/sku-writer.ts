@@ -180,9 +180,9 @@ export class SkuWriter {
     const fenced = this.fenced;
     assert.ok(fenced !== undefined, `SKU ${this.skuId} is not fenced`);
     this.fenced = undefined;
-    // The wait behind the fence is not the queue's: the bound counts from now.
-    const heldMs = performance.now() - fenced.sinceMs;
-    for (const queued of this.queue) queued.queuedAtMs += heldMs;
+    // The wait behind the fence is not the queue's: what each request waited while fenced is taken off.
+    const nowMs = performance.now();
+    for (const queued of this.queue) queued.queuedAtMs += nowMs - Math.max(queued.queuedAtMs, fenced.sinceMs);
     if (this.canDecide()) this.scheduleDecide();
     this.notifyIdle();
   }
