@@ -12,6 +12,7 @@
 // tried again within `shadowReadTimeoutMs`; past it (a hot SKU that never
 // sits still, a mirror far behind) the read counts as `skipped`. So does a
 // read while `shadowReadsInFlightMax` others are being compared.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { shadowMismatchesKept, shadowReadsInFlightMax, shadowReadTimeoutMs } from '../constants.ts';
 import type { OrderRecord, SkuRecord } from '../domain/types.ts';
@@ -130,8 +131,12 @@ export class ShadowReads {
       const outbox = routing.store(first.store);
       const through = outbox.issuedSeq;
       const worker = this.deps.worker(first.store, mirrorKind);
-      await outbox.whenSettled(through);
-      if (!(await worker.whenCovered(through, Math.max(0, deadlineMs - Date.now())))) return 'skipped';
+      const leftMs = () => Math.max(0, deadlineMs - Date.now());
+      const covered = await Promise.race([
+        outbox.whenSettled(through).then(() => worker.whenCovered(through, leftMs())),
+        sleep(leftMs(), false, { ref: false }),
+      ]);
+      if (!covered) return 'skipped';
       const mirrored = await this.deps.reader(mirrorKind).get(subject.key);
       const again = await subject.authoritative();
       if (routing.epoch !== epoch || again.read?.version !== first.read?.version) continue;
