@@ -63,7 +63,7 @@ function moveRoutes(app: FastifyInstance, cutover: CutoverAdmin): void {
           'they are not failed. Rolling back is a move the other way.',
         tags: ['admin'],
         body: ref('MoveRequest'),
-        response: { 202: jsonResponse('The move, accepted', ref('Move')) },
+        response: { 202: jsonResponse('The move, accepted', ref('Move'), { location: true }) },
       },
     },
     async (request, reply) => {
