@@ -43,12 +43,32 @@ export interface CutoverAdmin {
   mismatches(): ShadowMismatch[];
 }
 
-/** A page of SKUs in id order, after `after`. */
-function pageOf(engine: Engine, limit: number, after: string | undefined): { ids: string[]; next: string | null } {
-  const all = engine.skuIds().sort();
-  const from = after === undefined ? 0 : all.findIndex((id) => id > after);
-  const ids = from === -1 ? [] : all.slice(from, from + limit);
-  return { ids, next: from !== -1 && from + limit < all.length ? ids.at(-1)! : null };
+/**
+ * Pages of SKUs in id order. The sorted list is kept and sorted again only
+ * when SKUs were added (none is ever removed), so paging a large catalog does
+ * not sort it on every request.
+ */
+function pager(engine: Engine) {
+  let sorted: string[] = [];
+  return (limit: number, after: string | undefined): { ids: string[]; next: string | null } => {
+    const ids = engine.skuIds();
+    if (ids.length !== sorted.length) sorted = ids.sort();
+    const from = after === undefined ? 0 : firstAfter(sorted, after);
+    const page = sorted.slice(from, from + limit);
+    return { ids: page, next: from + limit < sorted.length ? page.at(-1)! : null };
+  };
+}
+
+/** Index of the first id after `after` in a sorted list (binary search). */
+function firstAfter(sorted: readonly string[], after: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (sorted[middle]! <= after) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 export function cutoverAdmin(
@@ -58,11 +78,12 @@ export function cutoverAdmin(
   moves: Moves,
   shadow: ShadowReads,
 ): CutoverAdmin {
+  const pageOf = pager(engine);
   return {
     routing: ({ limit, after }) => {
       const statuses = mirrors();
       const lagFrom = new Map(statuses.map((status) => [status.from, status]));
-      const { ids, next } = pageOf(engine, limit, after);
+      const { ids, next } = pageOf(limit, after);
       return {
         home: routing.home.kind,
         mirror: routing.other(routing.home.kind),
@@ -113,11 +134,12 @@ export function cutoverFigures(engine: Engine, routing: Routing, mirrors: () => 
 
 /** The admin routes of a service on one store: every SKU there, no mirror, no move. */
 export function singleStoreAdmin(engine: Engine, kind: StoreKind): CutoverAdmin {
+  const pageOf = pager(engine);
   const noMirror = (): Rejected =>
     rejected('mirror_not_configured', 'this instance runs without --mirror: there is no other store to move to');
   return {
     routing: ({ limit, after }) => {
-      const { ids, next } = pageOf(engine, limit, after);
+      const { ids, next } = pageOf(limit, after);
       return {
         home: kind,
         mirror: null,
