@@ -22,22 +22,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mirrorRetryBackoffMsMax, outboxUnknownSettleMs, outboxWritesPerCommit } from '../constants.ts';
 import { isMirrored, keys, type OutboxEntry, type OutboxMeta, seqOfOutboxKey } from '../layout.ts';
 import {
-  type ChangeListener,
-  type Entry,
-  type GapListener,
   type PendingCommit,
   prefixEnd,
-  type RangeQuery,
   type Store,
   type StoreLimits,
   type VersionCheck,
   type Write,
 } from '../store/contract.ts';
+import { StoreDecorator } from '../store/store-decorator.ts';
 import { assertOutboxMeta } from './records.ts';
 
-export class OutboxStore implements Store {
-  readonly inner: Store;
-  readonly limits: StoreLimits;
+export class OutboxStore extends StoreDecorator {
+  private readonly ownLimits: StoreLimits;
   /** This outbox's identity: a mirror's resume point names the stream it follows. */
   readonly stream: string;
   /** The last sequence number handed out. */
@@ -52,13 +48,13 @@ export class OutboxStore implements Store {
   private closed = false;
 
   private constructor(inner: Store, meta: OutboxMeta, lastSeq: number) {
-    this.inner = inner;
+    super(inner);
     this.stream = meta.stream;
     this.trimmed = meta.trimmedThrough;
     this.issued = Math.max(lastSeq, meta.trimmedThrough);
     this.settled = this.issued;
     // The entry and its copy of the writes go in the same commit as the writes.
-    this.limits = {
+    this.ownLimits = {
       commitChecksMax: inner.limits.commitChecksMax,
       commitWritesMax: inner.limits.commitWritesMax - outboxWritesPerCommit,
       commitBytesMax: Math.floor(inner.limits.commitBytesMax / 2),
@@ -77,8 +73,8 @@ export class OutboxStore implements Store {
     return new OutboxStore(store, meta, await lastSeq(store, meta.trimmedThrough));
   }
 
-  get kind(): Store['kind'] {
-    return this.inner.kind;
+  override get limits(): StoreLimits {
+    return this.ownLimits;
   }
 
   /** The last sequence number handed to a commit. */
@@ -118,7 +114,7 @@ export class OutboxStore implements Store {
     return () => this.listeners.delete(listener);
   }
 
-  commit(checks: readonly VersionCheck[], writes: readonly Write[]): PendingCommit {
+  override commit(checks: readonly VersionCheck[], writes: readonly Write[]): PendingCommit {
     const mirrored = writes.filter((write) => isMirrored(write.key));
     if (mirrored.length === 0) return this.inner.commit(checks, writes);
     const seq = ++this.issued;
@@ -164,32 +160,8 @@ export class OutboxStore implements Store {
     for (const listener of this.listeners) listener();
   }
 
-  get<V = unknown>(key: string): Promise<Entry<V> | undefined> {
-    return this.inner.get<V>(key);
-  }
-
-  getMany<V = unknown>(keyList: readonly string[]): Promise<(Entry<V> | undefined)[]> {
-    return this.inner.getMany<V>(keyList);
-  }
-
-  range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]> {
-    return this.inner.range<V>(query);
-  }
-
-  rangeMany<V = unknown>(queries: readonly RangeQuery[]): Promise<Entry<V>[][]> {
-    return this.inner.rangeMany<V>(queries);
-  }
-
-  revision(): Promise<number> {
-    return this.inner.revision();
-  }
-
-  subscribe(listener: ChangeListener, onGap?: GapListener): () => void {
-    return this.inner.subscribe(listener, onGap);
-  }
-
   /** Stops waiting on unclear commits; the store itself is closed by whoever opened it. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     this.closed = true;
   }
 }
