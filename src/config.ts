@@ -6,12 +6,19 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { type Command, InvalidArgumentError } from 'commander';
 import { addFlags, endpointList, type Flag, integer, ratio } from './cli/flags.ts';
+import type { ClusterConfig } from './cluster/cluster.ts';
+import { isPeerUrl } from './cluster/view.ts';
 import {
   breakerConsecutiveFailuresDefault,
   breakerFailureRateDefault,
   breakerHalfOpenAfterMsDefault,
   breakerHalfOpenAfterMsMax,
   breakerHalfOpenAfterMsMin,
+  clusterKeyLengthMin,
+  clusterKeysMax,
+  clusterLeaseTtlSDefault,
+  clusterLeaseTtlSMax,
+  clusterLeaseTtlSMin,
   cursorSecretLengthMin,
   etcdKeyPrefixBytesMax,
   etcdMaxTxnOpsDefault,
@@ -85,6 +92,8 @@ export interface ServeConfig {
   dataDir: string;
   /** Set when `store` is etcd. */
   etcd: EtcdConfig | undefined;
+  /** Set when `store` is etcd: one writer per SKU across the instances. */
+  cluster: ClusterConfig | undefined;
   breaker: BreakerConfig;
   host: string;
   port: number;
@@ -131,6 +140,23 @@ function keyList(value: string, flag: string): string[] {
     .filter((key) => key.length > 0);
   if (!list.every(isValidKey)) throw new InvalidArgumentError(`${flag}: ${keyRule()}`);
   return list;
+}
+
+/** Cluster keys: 1 to clusterKeysMax, comma-separated; a refusal never quotes them. */
+function clusterKeyList(value: string, flag: string): string[] {
+  const list = value.split(',').map((key) => key.trim());
+  const valid = (key: string) => key.length >= clusterKeyLengthMin && /^[\x21-\x7e]+$/.test(key);
+  if (list.length > clusterKeysMax || !list.every(valid)) {
+    throw new InvalidArgumentError(
+      `${flag} must be 1 to ${clusterKeysMax} comma-separated keys of at least ${clusterKeyLengthMin} printable ASCII characters each`,
+    );
+  }
+  return list;
+}
+
+function peerUrl(value: string, flag: string): string {
+  if (!isPeerUrl(value)) throw new InvalidArgumentError(`${flag} must be http(s)://host:port, got "${value}"`);
+  return value;
 }
 
 function cursorSecret(value: string, flag: string): string {
@@ -266,6 +292,26 @@ export const serveFlags: readonly Flag[] = [
     default: breakerHalfOpenAfterMsDefault,
   },
   {
+    name: 'cluster-key',
+    arg: 'keys',
+    help: `with --store etcd: the key instances forward writes to each other with (>= ${clusterKeyLengthMin} characters, the same on every instance); a comma-separated list sends the first and accepts any`,
+    // Checked in clusterConfig, not by the option: commander would quote the refused value, and it is a secret.
+  },
+  {
+    name: 'cluster-advertise-url',
+    arg: 'url',
+    help: 'with --store etcd: where other instances reach this one (http(s)://host:port)',
+    parse: peerUrl,
+    defaultHelp: 'the address it listens at',
+  },
+  {
+    name: 'cluster-lease-ttl-s',
+    arg: 's',
+    help: "with --store etcd: how long a stopped instance's SKUs wait before another instance takes them",
+    parse: integer(clusterLeaseTtlSMin, clusterLeaseTtlSMax),
+    default: clusterLeaseTtlSDefault,
+  },
+  {
     name: 'watch-subscribers-max',
     arg: 'n',
     help: 'stock watchers (SSE streams) allowed at once; each holds a file descriptor',
@@ -346,6 +392,9 @@ export interface RawServeOptions {
   breakerFailures?: number;
   breakerFailureRate?: number;
   breakerHalfOpenMs?: number;
+  clusterKey?: string;
+  clusterAdvertiseUrl?: string;
+  clusterLeaseTtlS?: number;
   watchSubscribersMax?: number;
   watchHeartbeatIntervalMs?: number;
   watchPublic?: boolean;
@@ -408,6 +457,25 @@ function readable(flag: string, path: string): string {
   return path;
 }
 
+function clusterConfig(raw: RawServeOptions): ClusterConfig | undefined {
+  if (raw.store !== 'etcd') {
+    if (raw.clusterKey !== undefined || raw.clusterAdvertiseUrl !== undefined) {
+      throw new InvalidArgumentError('--cluster-key and --cluster-advertise-url need --store etcd');
+    }
+    return undefined;
+  }
+  if (raw.clusterKey === undefined) {
+    throw new InvalidArgumentError(
+      `--store etcd needs --cluster-key (at least ${clusterKeyLengthMin} characters, the same on every instance): instances send each SKU's writes to the one instance that owns it`,
+    );
+  }
+  return {
+    keys: clusterKeyList(raw.clusterKey, '--cluster-key (HOTSTOCK_CLUSTER_KEY)'),
+    advertiseUrl: raw.clusterAdvertiseUrl,
+    leaseTtlS: raw.clusterLeaseTtlS ?? clusterLeaseTtlSDefault,
+  };
+}
+
 function etcdConfig(raw: RawServeOptions): EtcdConfig | undefined {
   const etcdOnly = ['etcdCa', 'etcdCert', 'etcdKey', 'etcdExpectMembers'] as const;
   if (raw.store !== 'etcd') {
@@ -452,6 +520,7 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     store: raw.store,
     dataDir: raw.dataDir,
     etcd: etcdConfig(raw),
+    cluster: clusterConfig(raw),
     breaker: {
       consecutiveFailures: raw.breakerFailures ?? breakerConsecutiveFailuresDefault,
       failureRate: raw.breakerFailureRate ?? breakerFailureRateDefault,

@@ -13,6 +13,9 @@
 //   idem-expiry/<ms>␀<idempotency id>       when that record may be forgotten
 //   adjustment/<sku>␀<id>                   audit trail of stock adjustments
 //   sweep/<sku>                             how far the expiry sweep has read the SKU's orders (a hint)
+//   cluster/members/<member id>             a live instance (etcd, under its lease): where peers reach it
+//   cluster/shards/<shard>                  which instance owns a shard of SKUs (etcd, under the owner's lease);
+//                                           its revision is the fence every commit of the shard's SKUs checks
 //
 // A reservation writes three keys: the order and its two index entries. Its
 // idempotency key is folded into the order: a new order's id is derived from
@@ -38,6 +41,8 @@ const timestampDigits = 15;
 const seqDigits = 8;
 /** Characters of an idempotency id: 22 base64url characters carry 132 bits of SHA-256. */
 const idempotencyIdChars = 22;
+/** Digits of a shard number in its owner key (shards are counted in the hundreds at most). */
+const shardDigits = 3;
 
 function ms(value: number): string {
   return String(value).padStart(timestampDigits, '0');
@@ -82,7 +87,35 @@ export const keys = {
 
   sweepPrefix: 'sweep/',
   sweep: (sku: string) => `sweep/${sku}`,
+
+  clusterPrefix: 'cluster/',
+  clusterMembersPrefix: 'cluster/members/',
+  clusterMember: (memberId: string) => `cluster/members/${memberId}`,
+  shardOwnersPrefix: 'cluster/shards/',
+  shardOwner: (shard: number) => `cluster/shards/${String(shard).padStart(shardDigits, '0')}`,
 } as const;
+
+/** A `cluster/members/` value: a live instance, as it announces itself. */
+export interface MemberRecord {
+  id: string;
+  /** Where peers send it the writes of the SKUs it owns (its advertised URL). */
+  url: string;
+  /** The shard count it hashes SKUs into; members that disagree cannot share SKUs. */
+  shards: number;
+}
+
+/** A `cluster/shards/` value: the member that owns the shard. */
+export interface ShardOwnerRecord {
+  owner: string;
+}
+
+/** The shard an owner key names, or undefined when the key is not a canonical owner key. */
+export function shardOfOwnerKey(key: string): number | undefined {
+  const digits = key.slice(keys.shardOwnersPrefix.length);
+  if (!key.startsWith(keys.shardOwnersPrefix) || !/^[0-9]+$/.test(digits)) return undefined;
+  const shard = Number(digits);
+  return keys.shardOwner(shard) === key ? shard : undefined;
+}
 
 /** The value of the `layout` key. */
 export interface LayoutRecord {

@@ -1,13 +1,20 @@
 // The composition root: store -> engine (warmed) -> sweeper -> HTTP server,
 // and the shutdown that unwinds them in reverse: stop accepting, drain
-// in-flight batches, stop the sweeper, close the store.
+// in-flight batches, stop the sweeper, close the store. On etcd, the cluster
+// (src/cluster/) sits around them: its fence around the store, its router
+// between the routes and the engine; it joins once the server listens and
+// hands its shards over before the server stops.
+import type { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
+import { Cluster } from './cluster/cluster.ts';
 import type { ServeConfig } from './config.ts';
 import { lmdbMapSizeBytesDefault } from './constants.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
+import type { Mutations } from './engine/mutations.ts';
 import { Sweeper } from './engine/sweeper.ts';
+import { ClusterKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
 import { Quotas } from './http/quota.ts';
 import { buildServer } from './http/server.ts';
@@ -16,7 +23,7 @@ import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { Secrets } from './secrets.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
-import type { Store } from './store/contract.ts';
+import { FenceRefusal, type Store } from './store/contract.ts';
 import { CountingStore } from './store/counting-store.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
 import { assertClusterFit } from './store/etcd-topology.ts';
@@ -46,6 +53,8 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
     batchCommitted: (skuId, size, commitMs) => metrics.batchCommitted(skuId, size, commitMs),
     operationDecided: (op, result) => metrics.operationDecided(op, result),
     storeFailed: (error) => {
+      // Not a failure: the SKU moved to another instance, which the router sends the batch to (counted by the fence).
+      if (error instanceof FenceRefusal) return;
       metrics.storeFailed();
       log.error({ err: error }, 'store commit failed; the batch was answered 503');
     },
@@ -60,6 +69,8 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
 interface OpenedStore {
   store: Store;
   admin: Omit<StoreStatusDeps, 'store'>;
+  /** On etcd: the client and namespace, which the cluster's leases use too. */
+  etcd?: { client: Etcd3; prefix: string };
 }
 
 /**
@@ -96,8 +107,9 @@ async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Me
   });
   breaker.onStateChange((state) => log.warn({ state }, `etcd circuit breaker ${state}`));
   metrics.watchBreaker(breaker);
+  const client = createEtcdClient(connection);
   const store = new EtcdStore({
-    client: createEtcdClient(connection),
+    client,
     ownsClient: true,
     prefix: etcd.prefix,
     maxTxnOps: etcd.maxTxnOps,
@@ -109,7 +121,28 @@ async function openStore(config: Readonly<ServeConfig>, log: Logger, metrics: Me
       breaker,
       etcd: { connection, prefix: etcd.prefix, expectMembers: etcd.expectMembers, quotaBytes: etcd.quotaBytes },
     },
+    etcd: { client, prefix: etcd.prefix },
   };
+}
+
+interface ComposedStore {
+  /** What the engine, the sweeper and the watch use: counted, and on etcd fenced. */
+  store: Store;
+  cluster: Cluster | undefined;
+}
+
+/** The store as the service uses it: counted for the metrics and, on etcd, fenced by shard ownership. */
+function composeStore(
+  opened: OpenedStore,
+  config: Readonly<ServeConfig>,
+  log: Logger,
+  metrics: Metrics,
+): ComposedStore {
+  const counting = new CountingStore(opened.store);
+  metrics.countStore(counting);
+  if (opened.etcd === undefined || config.cluster === undefined) return { store: counting, cluster: undefined };
+  const cluster = new Cluster({ ...opened.etcd, feed: opened.store, config: config.cluster, log, metrics });
+  return { store: cluster.fence(counting), cluster };
 }
 
 /**
@@ -127,9 +160,8 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const metrics = new Metrics();
   const log = createLogger(config.logLevel);
   const opened = await openStore(config, log, metrics);
-  const store = new CountingStore(opened.store);
+  const { store, cluster } = composeStore(opened, config, log, metrics);
   const admin = opened.admin;
-  metrics.countStore(store);
   const engine = new Engine(
     store,
     {
@@ -139,6 +171,7 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     },
     engineObserver(metrics, log),
   );
+  const mutations: Mutations = cluster?.route(engine) ?? engine;
   metrics.watchQueueDepth(() => engine.queueDepth);
   const shedder = new LoadShedder(config.shedEventLoopLagMs, (shedding, lagMs) =>
     log.warn(
@@ -161,6 +194,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   });
   const app = await buildServer({
     engine,
+    mutations,
+    internal: cluster && {
+      keys: new ClusterKeys(config.cluster!.keys),
+      serve: (ops) => cluster.serveForwarded(ops),
+    },
     metrics,
     apiKeys: secrets.apiKeys,
     quotas,
@@ -172,10 +210,18 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     isClosing: () => closingStarted,
     isShedding: () => shedder.shedding,
     logger: log,
-    adminStatus: () => storeStatus({ store, ...admin }),
+    adminStatus: async () => ({
+      ...(await storeStatus({ store, ...admin })),
+      ...(cluster ? { cluster: cluster.status() } : {}),
+    }),
   });
-  const sweeper = new Sweeper(engine, store, config.sweepIntervalMs, (error) =>
-    app.log.error({ err: error }, 'sweep failed'),
+  const sweeper = new Sweeper(
+    engine,
+    store,
+    config.sweepIntervalMs,
+    (error) => app.log.error({ err: error }, 'sweep failed'),
+    // Each instance expires the reservations of the SKUs it writes.
+    cluster && ((skuId) => cluster.serves(skuId)),
   );
   let unfollow = () => {};
   let url: string;
@@ -189,18 +235,23 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     unfollow = engine.followStore();
     const skus = await engine.warm();
     await watch.start();
-    seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
+    await cluster?.start();
     metrics.followStock(engine);
-    app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
     sweeper.start();
     shedder.start();
     url = await app.listen({ host: config.host, port: config.port });
+    // Peers need this instance's address before it can own anything; the demo catalog needs owners.
+    await cluster?.join(url);
+    seededSkus = config.demo ? await seedDemoCatalog(engine, mutations) : 0;
+    app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
   } catch (error) {
-    // A failed start releases what it took (feeds, timers, the store's client), so the process can exit.
+    // A failed start releases what it took (feeds, timers, the lease, the store's client), so the process can exit.
     await sweeper.stop();
     shedder.stop();
     watch.close();
+    cluster?.close();
     unfollow();
+    await app.close();
     await store.close();
     throw error;
   }
@@ -210,9 +261,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   const close = () => {
     closing ??= (async () => {
       ready = false;
-      closingStarted = true;
       const grace = AbortSignal.timeout(config.shutdownGraceMs);
       const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
+      // Hand every shard over while still serving, so requests on their way here are sent to the new owners.
+      await cluster?.leave(grace);
+      closingStarted = true;
       // Stop accepting and answer what is in flight, then let the writers finish their batches;
       // the grace period bounds each step, and the store closes either way.
       await Promise.race([app.close(), graceElapsed]);

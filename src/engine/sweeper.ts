@@ -40,12 +40,21 @@ export class Sweeper {
   private stopped = false;
   private readonly onError: (error: unknown) => void;
   private readonly marks = new Map<string, SkuMark>();
+  private readonly sweeps: (skuId: string) => boolean;
 
-  constructor(engine: Engine, store: Store, intervalMs: number, onError: (error: unknown) => void) {
+  /** `sweeps` picks the SKUs whose reservations this instance expires (in distributed mode, those it writes). */
+  constructor(
+    engine: Engine,
+    store: Store,
+    intervalMs: number,
+    onError: (error: unknown) => void,
+    sweeps: ((skuId: string) => boolean) | undefined = undefined,
+  ) {
     this.engine = engine;
     this.store = store;
     this.intervalMs = intervalMs;
     this.onError = onError;
+    this.sweeps = sweeps ?? (() => true);
   }
 
   start(): void {
@@ -81,7 +90,7 @@ export class Sweeper {
     const moved: Write[] = [];
     for (const skuId of this.engine.skuIds()) {
       if (budget <= 0) break;
-      if ((this.engine.getSku(skuId)?.record.reserved ?? 0) === 0) continue;
+      if ((this.engine.getSku(skuId)?.record.reserved ?? 0) === 0 || !this.sweeps(skuId)) continue;
       const mark = this.marks.get(skuId) ?? (await this.loadMark(skuId));
       if (mark.nextDueMs > nowMs) continue;
       const pass = await this.sweepSku(skuId, mark, nowMs, budget);

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { OrderState } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Mutations } from '../engine/mutations.ts';
 import type { OperationResult } from '../engine/operations.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
 import type { Principal } from './auth.ts';
@@ -45,7 +46,10 @@ interface OrderQuery {
 }
 
 export interface OrderRouteDeps {
+  /** Reads. */
   engine: Engine;
+  /** Reservations and transitions. */
+  mutations: Mutations;
   cursors: CursorSealer;
   quotas: Quotas;
 }
@@ -75,7 +79,7 @@ const reservationErrors = [
   'idempotency_key_reused',
 ] as const;
 
-function reserveRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): void {
+function reserveRoute(app: FastifyInstance, { mutations, quotas }: OrderRouteDeps): void {
   app.post<{ Body: ReservationBody }>(
     '/v1/orders',
     {
@@ -100,12 +104,12 @@ function reserveRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps):
       const { sku, qty, userId } = request.body;
       const refused = quotas.admitAttempt(userId, sku);
       if (refused !== undefined) throw refused;
-      return sendResult(reply, await engine.reserve(sku, { qty, userId }, intent));
+      return sendResult(reply, await mutations.reserve(sku, { qty, userId }, intent));
     },
   );
 }
 
-function batchRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): void {
+function batchRoute(app: FastifyInstance, { mutations, quotas }: OrderRouteDeps): void {
   app.post<{ Body: BatchBody }>(
     '/v1/orders::batch',
     {
@@ -128,7 +132,7 @@ function batchRoute(app: FastifyInstance, { engine, quotas }: OrderRouteDeps): v
           const refused = quotas.admitAttempt(item.userId, item.sku);
           if (refused !== undefined)
             return { ok: false, code: refused.code, detail: refused.detail, extra: refused.extra };
-          return engine.reserve(item.sku, item, reservationIntent(principal, item.idempotencyKey));
+          return mutations.reserve(item.sku, item, reservationIntent(principal, item.idempotencyKey));
         }),
       );
       return { results: results.map(batchItemResult) };
@@ -189,7 +193,7 @@ function readRoutes(app: FastifyInstance, { engine, cursors }: OrderRouteDeps): 
   );
 }
 
-function transitionRoutes(app: FastifyInstance, { engine }: OrderRouteDeps): void {
+function transitionRoutes(app: FastifyInstance, { mutations }: OrderRouteDeps): void {
   for (const action of transitionActions) {
     app.post<{ Params: { id: string } }>(
       `/v1/orders/:id/${action}`,
@@ -222,7 +226,7 @@ function transitionRoutes(app: FastifyInstance, { engine }: OrderRouteDeps): voi
             errors: [{ location: 'body', pointer: '', message: 'must be absent or {}' }],
           });
         }
-        const result = await engine.transition(request.params.id, action, {
+        const result = await mutations.transition(request.params.id, action, {
           ifMatch: ifMatchOf(request),
           idempotency: optionalIdempotency(request, `${action} ${request.params.id}`, null),
         });

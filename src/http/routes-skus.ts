@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Mutations } from '../engine/mutations.ts';
 import { HttpProblem } from '../errors.ts';
 import { type CursorSealer, cursorBinding } from './cursor.ts';
 import {
@@ -39,7 +40,15 @@ interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
   initialStock?: number;
 }
 
-function putSkuRoute(app: FastifyInstance, engine: Engine): void {
+export interface SkuRouteDeps {
+  /** Reads. */
+  engine: Engine;
+  /** Catalog changes and adjustments. */
+  mutations: Mutations;
+  cursors: CursorSealer;
+}
+
+function putSkuRoute(app: FastifyInstance, mutations: Mutations): void {
   app.put<{ Params: SkuParams; Body: PutSkuBody }>(
     '/v1/skus/:sku',
     {
@@ -71,7 +80,7 @@ function putSkuRoute(app: FastifyInstance, engine: Engine): void {
     },
     async (request, reply) => {
       const { initialStock, maxPerUser, ...rest } = request.body;
-      const result = await engine.upsert(
+      const result = await mutations.upsert(
         request.params.sku,
         { entry: { ...rest, maxPerUser: maxPerUser ?? null }, initialStock },
         {
@@ -84,7 +93,7 @@ function putSkuRoute(app: FastifyInstance, engine: Engine): void {
   );
 }
 
-function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
+function adjustmentRoute(app: FastifyInstance, mutations: Mutations): void {
   app.post<{ Params: SkuParams; Body: { delta: number; reason: string } }>(
     '/v1/skus/:sku/adjustments',
     {
@@ -114,7 +123,7 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
     },
     async (request, reply) => {
       const idempotency = requiredIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`);
-      const result = await engine.adjust(request.params.sku, request.body, {
+      const result = await mutations.adjust(request.params.sku, request.body, {
         ifMatch: ifMatchOf(request),
         idempotency,
       });
@@ -123,9 +132,9 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
   );
 }
 
-export function skuRoutes(app: FastifyInstance, engine: Engine, cursors: CursorSealer): void {
-  putSkuRoute(app, engine);
-  adjustmentRoute(app, engine);
+export function skuRoutes(app: FastifyInstance, { engine, mutations, cursors }: SkuRouteDeps): void {
+  putSkuRoute(app, mutations);
+  adjustmentRoute(app, mutations);
 
   app.get<{ Params: SkuParams }>(
     '/v1/skus/:sku',

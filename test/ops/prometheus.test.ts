@@ -20,7 +20,7 @@ import {
   adminKey,
   api,
   createSku,
-  etcdArgs,
+  etcdServeArgs,
   killIfRunning,
   reserve,
   type ServerProcess,
@@ -87,7 +87,7 @@ async function driveTraffic(urls: string[]): Promise<void> {
 
 before(async () => {
   etcd = await startEtcdCluster({ size: 3 });
-  for (const extra of [[], etcdArgs(etcd.endpoints, 'prom-test/')]) {
+  for (const extra of [[], etcdServeArgs(etcd.endpoints, 'prom-test/')]) {
     const dir = tempDataDir('hotstock-prom');
     dataDirs.push(dir);
     servers.push(await spawnServer(dir.dir, extra));
