@@ -325,26 +325,39 @@ export class Ownership implements Fence {
     return member && { self: false, id: member.id, url: member.url };
   }
 
-  /** The shard's owner once there is one other than `refusedBy`; undefined past `deadlineMs` (performance.now()). */
-  async awaitOwner(shard: number, deadlineMs: number, refusedBy?: string): Promise<Owner | undefined> {
+  /** The shard's owner, once it has one; undefined past `deadlineMs` (performance.now()) or without a lease. */
+  async awaitOwner(shard: number, deadlineMs: number): Promise<Owner | undefined> {
     for (;;) {
       if (!this.connected) return undefined;
       const owner = this.ownerOf(shard);
-      if (owner !== undefined && (owner.self || owner.id !== refusedBy)) return owner;
+      if (owner !== undefined) return owner;
       const remainingMs = deadlineMs - performance.now();
       if (remainingMs <= 0) return undefined;
       await this.changed(remainingMs);
     }
   }
 
-  /** This instance's hold on the shard, once it is past loading (or past `deadlineMs`). */
+  /**
+   * This instance's hold on the shard, once it is past taking it (or past
+   * `deadlineMs`). Peers may see the owner key before this instance has read
+   * etcd's answer to its own put, so a key naming this instance counts as
+   * being taken too.
+   */
   async awaitLocal(shard: number, deadlineMs: number): Promise<LocalState | undefined> {
     for (;;) {
       const state = this.held.get(shard)?.state;
+      const taking =
+        state === 'loading' || (state === undefined && this.view.shards.get(shard)?.owner === this.memberId);
       const remainingMs = deadlineMs - performance.now();
-      if (state !== 'loading' || remainingMs <= 0) return state;
+      if (!taking || remainingMs <= 0) return state;
       await this.changed(remainingMs);
     }
+  }
+
+  /** Resolves at the next change of the view or of a held shard, or at `deadlineMs` at the latest. */
+  async awaitChange(deadlineMs: number): Promise<void> {
+    const remainingMs = deadlineMs - performance.now();
+    if (remainingMs > 0) await this.changed(remainingMs);
   }
 
   /** Resolves at the next change of the view or of a held shard, or after `timeoutMs`. */

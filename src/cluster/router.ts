@@ -100,13 +100,13 @@ export class ClusterRouter implements Mutations {
     }
     const shard = shardOf(skuOfOp(op));
     const deadlineMs = performance.now() + clusterOwnerWaitMs;
-    let refusedBy: string | undefined;
     for (let attempt = 0; attempt < clusterRouteAttemptsMax; attempt++) {
-      const owner = await this.ownership.awaitOwner(shard, deadlineMs, refusedBy);
+      // Refused: the owner had just handed the shard over, which this instance learns of next.
+      if (attempt > 0) await this.ownership.awaitChange(deadlineMs);
+      const owner = await this.ownership.awaitOwner(shard, deadlineMs);
       if (owner === undefined) return this.noOwner(shard);
       const result = owner.self ? await this.apply(op, known) : await this.forwarder.send(owner, op);
       if (result.ok || !result.reroutable) return result;
-      refusedBy = owner.self ? this.ownership.memberId : owner.id;
     }
     return this.noOwner(shard);
   }
