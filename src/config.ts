@@ -155,7 +155,9 @@ function clusterKeyList(value: string, flag: string): string[] {
 }
 
 function peerUrl(value: string, flag: string): string {
-  if (!isPeerUrl(value)) throw new InvalidArgumentError(`${flag} must be http(s)://host:port, got "${value}"`);
+  if (!isPeerUrl(value)) {
+    throw new InvalidArgumentError(`${flag} must be an http(s) origin such as http://10.0.0.7:8080, got "${value}"`);
+  }
   return value;
 }
 
@@ -300,7 +302,7 @@ export const serveFlags: readonly Flag[] = [
   {
     name: 'cluster-advertise-url',
     arg: 'url',
-    help: 'with --store etcd: where other instances reach this one (http(s)://host:port)',
+    help: 'with --store etcd: where other instances reach this one (an origin: http(s)://host[:port])',
     parse: peerUrl,
     defaultHelp: 'the address it listens at',
   },

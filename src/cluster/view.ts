@@ -16,7 +16,7 @@ export interface ShardOwner {
   revision: number;
 }
 
-/** A URL peers can send forwarded writes to: http(s)://host:port with no path, query or credentials. */
+/** A URL peers can send forwarded writes to: an http(s) origin as the URL standard writes it (`https://host:8443`). */
 export function isPeerUrl(text: string): boolean {
   let url: URL;
   try {
@@ -24,16 +24,7 @@ export function isPeerUrl(text: string): boolean {
   } catch {
     return false;
   }
-  return (
-    (url.protocol === 'http:' || url.protocol === 'https:') &&
-    url.port !== '' &&
-    url.pathname === '/' &&
-    url.search === '' &&
-    url.hash === '' &&
-    url.username === '' &&
-    url.password === '' &&
-    `${url.protocol}//${url.host}` === text
-  );
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === text;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
