@@ -72,6 +72,8 @@ export class Ownership implements Fence {
   private readonly view: ClusterView;
   private readonly held = new Map<number, Held>();
   private lease: { lease: Lease; id: string } | undefined;
+  /** Set while the lease is lost and not granted again: etcd is unreachable, so nobody waits for an owner. */
+  private leaseLostAt: number | undefined;
   private url: string | undefined;
   private leaving = false;
   private stopped = false;
@@ -187,6 +189,7 @@ export class Ownership implements Fence {
       throw new Error('the cluster lease ended before this instance could use it');
     }
     this.lease = lease;
+    this.leaseLostAt = undefined;
   }
 
   /**
@@ -198,6 +201,7 @@ export class Ownership implements Fence {
     if (this.lease?.lease !== lease) return;
     const lostId = this.lease.id;
     this.lease = undefined;
+    this.leaseLostAt = performance.now();
     this.options.log.warn({ err: error, shards: this.held.size }, 'cluster lease lost: this instance owns no shard');
     this.held.clear();
     this.notify();
@@ -224,6 +228,11 @@ export class Ownership implements Fence {
   /** True while this instance holds a lease: it may own shards, and etcd answers it. */
   get connected(): boolean {
     return this.lease !== undefined;
+  }
+
+  /** True once a lease was lost and no new one could be granted yet: etcd is unreachable from here. */
+  get disconnected(): boolean {
+    return this.leaseLostAt !== undefined;
   }
 
   // ---- reconciling held shards with the desired ones ------------------------
@@ -325,10 +334,14 @@ export class Ownership implements Fence {
     return member && { self: false, id: member.id, url: member.url };
   }
 
-  /** The shard's owner, once it has one; undefined past `deadlineMs` (performance.now()) or without a lease. */
+  /**
+   * The shard's owner, once it has one; undefined past `deadlineMs`
+   * (performance.now()), or at once while the lease is lost (no owner can be
+   * learned then). Before this instance has joined, it waits like anyone.
+   */
   async awaitOwner(shard: number, deadlineMs: number): Promise<Owner | undefined> {
     for (;;) {
-      if (!this.connected) return undefined;
+      if (this.disconnected) return undefined;
       const owner = this.ownerOf(shard);
       if (owner !== undefined) return owner;
       const remainingMs = deadlineMs - performance.now();

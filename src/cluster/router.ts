@@ -112,7 +112,7 @@ export class ClusterRouter implements Mutations {
   }
 
   private noOwner(shard: number): Rejected {
-    if (!this.ownership.connected) {
+    if (this.ownership.disconnected) {
       return rejected('backend_unavailable', 'this instance has no etcd lease (etcd is unreachable); retry shortly');
     }
     return rejected('owner_unavailable', `shard ${shard} of the SKUs is changing owner; retry shortly`);
