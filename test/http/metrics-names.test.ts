@@ -45,6 +45,11 @@ const hotstockFamilies: Record<string, string> = {
   hotstock_lmdb_map_size_bytes: 'gauge',
   hotstock_data_filesystem_avail_bytes: 'gauge',
   hotstock_data_filesystem_size_bytes: 'gauge',
+  hotstock_cluster_forwarded_operations_total: 'counter',
+  hotstock_cluster_fence_refusals_total: 'counter',
+  hotstock_cluster_shard_handovers_total: 'counter',
+  hotstock_cluster_members: 'gauge',
+  hotstock_cluster_shards_owned: 'gauge',
 };
 
 /** The standard Node.js metrics stock dashboards query, under their standard names. */
