@@ -236,13 +236,17 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     const skus = await engine.warm();
     await watch.start();
     await cluster?.start();
+    const seed = async () => (config.demo ? seedDemoCatalog(engine, mutations) : 0);
+    seededSkus = cluster ? 0 : await seed();
     metrics.followStock(engine);
     sweeper.start();
     shedder.start();
     url = await app.listen({ host: config.host, port: config.port });
-    // Peers need this instance's address before it can own anything; the demo catalog needs owners.
-    await cluster?.join(url);
-    seededSkus = config.demo ? await seedDemoCatalog(engine, mutations) : 0;
+    if (cluster) {
+      // Peers need this instance's address before it can own anything; the demo catalog needs owners.
+      await cluster.join(url);
+      seededSkus = await seed();
+    }
     app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
   } catch (error) {
     // A failed start releases what it took (feeds, timers, the lease, the store's client), so the process can exit.
