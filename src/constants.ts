@@ -223,7 +223,7 @@ export const clusterKeysMax = 4;
 /** Operations one forwarded request carries to the owner of their SKUs. */
 export const clusterForwardOpsMax = 256;
 /** Forwarded requests in flight to one peer at once, each on its own connection. */
-export const clusterForwardRequestsPerPeerMax = 8;
+export const clusterForwardRequestsPerPeerMax = 4;
 /** Operations waiting to be forwarded to one peer; past it, new ones get 503 `overloaded`. */
 export const clusterForwardQueueOpsMax = 8_192;
 /** The body of one forwarded request: the API's own body limit (1 MiB). */

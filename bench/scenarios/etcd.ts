@@ -34,6 +34,8 @@ const targetFactorVsNaive = 100;
 /** Two instances must keep this share of one instance's throughput: adding one must not make a sale worse. */
 const targetTwoInstancesRatio = 0.9;
 const prefix = 'bench/';
+/** Load through both instances before the measured run, so the one just started is not measured cold. */
+const warmUpS = 1;
 
 interface Measured {
   load: WrkResult;
@@ -73,20 +75,28 @@ async function throughTwoInstances(
   durationS: number,
 ): Promise<TwoInstances> {
   const second = await startHotstock({ cpu: context.serverCpu, args });
-  try {
-    await waitClusterSettled([first.url, second.url]);
-    const before = (await skuLedger(first.url, hotSku)).reserved;
-    const loads = await Promise.all(
+  const split = (seconds: number, label: string) =>
+    Promise.all(
       [first, second].map((server, i) =>
         runWrk({
           cpu: context.loadCpu,
           url: server.url,
-          durationS,
+          durationS: seconds,
           connections: connections / 2,
-          env: { BENCH_KEY: benchClientKey, BENCH_SKUS: hotSku, BENCH_RUN: `two-${process.pid}-${i}-${Date.now()}` },
+          env: {
+            BENCH_KEY: benchClientKey,
+            BENCH_SKUS: hotSku,
+            BENCH_RUN: `${label}-${process.pid}-${i}-${Date.now()}`,
+          },
         }),
       ),
     );
+  try {
+    await waitClusterSettled([first.url, second.url]);
+    // The first instance has served a whole run already; the second, just started, gets its JIT warm too.
+    await split(warmUpS, 'warm');
+    const before = (await skuLedger(first.url, hotSku)).reserved;
+    const loads = await split(durationS, 'two');
     const reserved = (await skuLedger(first.url, hotSku)).reserved - before;
     const unavailable = loads.reduce((sum, load) => sum + (load.statuses['503'] ?? 0), 0);
     return { perS: reserved / Math.max(...loads.map((load) => load.durationS)), loads, unavailable };

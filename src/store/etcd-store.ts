@@ -163,6 +163,23 @@ export interface EtcdStoreOptions {
   breaker?: BackendBreaker;
 }
 
+/**
+ * A put delivered by the change feed, its value parsed only when a
+ * subscriber reads it: subscribers look at every key but read few values
+ * (the SKU records), and every instance's feed carries every commit. A plain
+ * object (its value an enumerable getter), so it compares and prints like one.
+ */
+function feedPut(key: string, raw: Buffer): Write {
+  let parsed: { value: unknown } | undefined;
+  const write = { type: 'put', key } as Write;
+  Object.defineProperty(write, 'value', {
+    enumerable: true,
+    // A value that is not JSON (not ours) throws here, in the subscriber that reads it.
+    get: () => (parsed ??= { value: JSON.parse(raw.toString('utf8')) }).value,
+  });
+  return write;
+}
+
 interface Subscriber {
   listener: ChangeListener;
   onGap: GapListener | undefined;
@@ -436,11 +453,7 @@ export class EtcdStore implements Store {
       }
       change ??= { revision, writes: [] };
       const key = this.unkey(event.kv.key);
-      change.writes.push(
-        event.type === 'Delete'
-          ? { type: 'delete', key }
-          : { type: 'put', key, value: JSON.parse(event.kv.value.toString('utf8')) },
-      );
+      change.writes.push(event.type === 'Delete' ? { type: 'delete', key } : feedPut(key, event.kv.value));
     }
     if (change) this.deliver(change);
   }
