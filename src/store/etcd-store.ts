@@ -175,7 +175,10 @@ function feedPut(key: string, raw: Buffer): Write {
   Object.defineProperty(write, 'value', {
     enumerable: true,
     // A value that is not JSON (not ours) throws here, in the subscriber that reads it.
-    get: () => (parsed ??= { value: JSON.parse(raw.toString('utf8')) }).value,
+    get: () => {
+      parsed ??= { value: JSON.parse(raw.toString('utf8')) };
+      return parsed.value;
+    },
   });
   return write;
 }
