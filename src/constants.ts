@@ -240,6 +240,8 @@ export const clusterForwardResponseBytesMax = 8 * 1024 * 1024;
 export const clusterPeerKeepAliveMs = httpKeepAliveTimeoutMs / 2;
 /** A peer that keeps failing is logged at most this often, however many requests fail. */
 export const clusterForwardFailureLogIntervalMs = 1_000;
+/** Cluster changes held back while the snapshot of the cluster is read at start; past it, the snapshot is read again. */
+export const clusterFeedBufferChangesMax = 1_024;
 /** Keys the cluster snapshot reads at most: every member and shard, twice over for stray keys. */
 export const clusterSnapshotKeysMax = 2 * (clusterMembersMax + clusterShardsCount);
 /** Connecting to a peer; a dead peer's address refuses at once, a vanished one times out. */

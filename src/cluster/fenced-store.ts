@@ -17,18 +17,15 @@ import assert from 'node:assert/strict';
 import { retryAfterSeconds } from '../constants.ts';
 import { keys } from '../layout.ts';
 import {
-  type ChangeListener,
   type CommitResult,
-  type Entry,
   FenceRefusal,
-  type GapListener,
   type PendingCommit,
-  type RangeQuery,
   type Store,
   type StoreLimits,
   type VersionCheck,
   type Write,
 } from '../store/contract.ts';
+import { DelegatingStore } from '../store/delegating-store.ts';
 import { shardOf } from './shards.ts';
 
 /** What the fence asks of shard ownership. */
@@ -42,25 +39,24 @@ export interface Fence {
 /** Which layer refused a commit: this instance's own view, or etcd's compare on the owner key. */
 export type FenceCheck = 'local' | 'etcd';
 
-export class FencedStore implements Store {
-  readonly inner: Store;
-  readonly limits: StoreLimits;
+export class FencedStore extends DelegatingStore {
+  private readonly fenceLimits: StoreLimits;
   private readonly fence: Fence;
   private readonly onRefused: (check: FenceCheck) => void;
 
   constructor(inner: Store, fence: Fence, onRefused: (check: FenceCheck) => void) {
-    this.inner = inner;
+    super(inner);
     this.fence = fence;
     this.onRefused = onRefused;
     // One check of each commit is the fence's.
-    this.limits = { ...inner.limits, commitChecksMax: inner.limits.commitChecksMax - 1 };
+    this.fenceLimits = { ...inner.limits, commitChecksMax: inner.limits.commitChecksMax - 1 };
   }
 
-  get kind(): Store['kind'] {
-    return this.inner.kind;
+  override get limits(): StoreLimits {
+    return this.fenceLimits;
   }
 
-  commit(checks: readonly VersionCheck[], writes: readonly Write[]): PendingCommit {
+  override commit(checks: readonly VersionCheck[], writes: readonly Write[]): PendingCommit {
     const shard = shardWritten(writes);
     if (shard === undefined) return this.inner.commit(checks, writes);
     const token = this.fence.tokenOf(shard);
@@ -75,34 +71,6 @@ export class FencedStore implements Store {
       this.onRefused('etcd');
       throw new FenceRefusal(`shard ${shard} has another owner now`, retryAfterSeconds);
     });
-  }
-
-  get<V = unknown>(key: string): Promise<Entry<V> | undefined> {
-    return this.inner.get<V>(key);
-  }
-
-  getMany<V = unknown>(keys: readonly string[]): Promise<(Entry<V> | undefined)[]> {
-    return this.inner.getMany<V>(keys);
-  }
-
-  range<V = unknown>(query: RangeQuery): Promise<Entry<V>[]> {
-    return this.inner.range<V>(query);
-  }
-
-  rangeMany<V = unknown>(queries: readonly RangeQuery[]): Promise<Entry<V>[][]> {
-    return this.inner.rangeMany<V>(queries);
-  }
-
-  revision(): Promise<number> {
-    return this.inner.revision();
-  }
-
-  subscribe(listener: ChangeListener, onGap?: GapListener): () => void {
-    return this.inner.subscribe(listener, onGap);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

@@ -173,8 +173,13 @@ class PeerChannel {
     this.forwarder.log.warn({ peer: this.url }, `forwarding to the owner failed: ${what}`);
   }
 
+  /** Operations never sent are refused as not applied, so the router may send them to another owner. */
   close(): void {
-    for (const pending of this.queue.splice(0)) pending.resolve(unknownOutcome(this.url));
+    const refusal: Rejected = {
+      ...rejected('owner_unavailable', 'this instance is leaving the cluster'),
+      reroutable: true,
+    };
+    for (const pending of this.queue.splice(0)) pending.resolve(refusal);
     void this.pool.close().catch(() => undefined);
   }
 }

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import {
+  clusterFeedBufferChangesMax,
   clusterHandOverDrainMsMax,
   clusterOwnerWaitMs,
   clusterRetryBackoffMsMax,
@@ -24,6 +25,7 @@ import {
   clusterShardCallsConcurrency,
   clusterShardsCount,
 } from '../constants.ts';
+import { keys } from '../layout.ts';
 import type { ChangeFeedGap, CommittedChange, Store } from '../store/contract.ts';
 import type { Fence } from './fenced-store.ts';
 import type { ClusterRegistry } from './registry.ts';
@@ -55,6 +57,10 @@ export interface OwnershipOptions {
   drain(shards: ReadonlySet<number>): Promise<void>;
   log: Logger;
   observer: OwnershipObserver;
+}
+
+function touchesCluster(change: CommittedChange): boolean {
+  return change.writes.some((write) => write.key.startsWith(keys.clusterPrefix));
 }
 
 /** Runs `task` over `items`, at most `limit` at once. */
@@ -91,17 +97,24 @@ export class Ownership implements Fence {
     );
   }
 
-  /** Follows the cluster's keys: the change feed first, then a snapshot, so no change falls between. */
+  /**
+   * Follows the cluster's keys: the change feed first, then a snapshot, so
+   * no change falls between. While the snapshot is read the feed's cluster
+   * changes wait (at most `clusterFeedBufferChangesMax`; past it, read again).
+   */
   async start(): Promise<void> {
     let buffered: CommittedChange[] | undefined = [];
     this.unsubscribe = this.options.feed.subscribe(
       (change) => {
         if (buffered === undefined) this.onChange(change);
-        else buffered.push(change);
+        else if (touchesCluster(change)) buffered.push(change);
       },
       (gap) => void this.onGap(gap),
     );
-    await this.loadSnapshot();
+    do {
+      buffered = [];
+      await this.loadSnapshot();
+    } while (buffered.length > clusterFeedBufferChangesMax);
     const early = buffered;
     buffered = undefined;
     for (const change of early) this.onChange(change);
@@ -111,8 +124,6 @@ export class Ownership implements Fence {
     const snapshot = await this.options.registry.snapshot();
     if (!snapshot.complete) this.options.log.warn('more keys under cluster/ than hotstock writes; some were not read');
     this.view.load(snapshot.entries, snapshot.revision);
-    this.feedRevision = Math.max(this.feedRevision, snapshot.revision);
-    this.promoteLoaded();
   }
 
   private onChange(change: CommittedChange): void {
@@ -125,16 +136,25 @@ export class Ownership implements Fence {
 
   /** The feed lost changes (etcd compacted them): read the cluster's keys again. */
   private async onGap(gap: ChangeFeedGap): Promise<void> {
-    for (let backoffMs = clusterRetryBackoffMsMin; !this.stopped; ) {
+    await this.retrying('could not read the cluster after a change-feed gap', async () => {
+      await this.loadSnapshot();
+      // The feed goes on after the gap: a shard taken inside it is served once the engine has re-read.
+      this.feedRevision = Math.max(this.feedRevision, gap.resumedAfterRevision);
+      this.promoteLoaded();
+      this.schedule();
+      this.notify();
+    });
+  }
+
+  /** Runs `attempt` until it succeeds (or the instance stops or leaves), backing off between failures. */
+  private async retrying(what: string, attempt: () => Promise<void>): Promise<void> {
+    let backoffMs = clusterRetryBackoffMsMin;
+    while (!this.stopped) {
       try {
-        await this.loadSnapshot();
-        this.feedRevision = Math.max(this.feedRevision, gap.resumedAfterRevision);
-        this.promoteLoaded();
-        this.schedule();
-        this.notify();
+        await attempt();
         return;
       } catch (error) {
-        this.options.log.warn({ err: error }, 'could not read the cluster after a change-feed gap; retrying');
+        this.options.log.warn({ err: error }, `${what}; retrying`);
         await sleep(backoffMs);
         backoffMs = Math.min(2 * backoffMs, clusterRetryBackoffMsMax);
       }
@@ -181,7 +201,7 @@ export class Ownership implements Fence {
       await this.options.registry.putMember(member, lease.id);
     } catch (error) {
       // A lease nobody uses must not be kept alive (nor keep a member key that says this instance is there).
-      await lease.lease.revoke().catch(() => undefined);
+      await this.endLease(lease);
       throw error;
     }
     if (this.stopped || lease.lease.revoked()) {
@@ -209,20 +229,15 @@ export class Ownership implements Fence {
   }
 
   private async rejoin(lostLeaseId: string): Promise<void> {
-    for (let backoffMs = clusterRetryBackoffMsMin; !this.stopped && !this.leaving; ) {
-      try {
-        await this.register();
-        // Keys a lost lease still holds (etcd may have kept it alive) would keep its shards from their next owner.
-        await this.options.registry.revokeLease(lostLeaseId);
-        this.options.log.info('cluster lease granted again; taking shards back');
-        this.schedule();
-        return;
-      } catch (error) {
-        this.options.log.warn({ err: error }, 'could not register with the cluster; retrying');
-        await sleep(backoffMs);
-        backoffMs = Math.min(2 * backoffMs, clusterRetryBackoffMsMax);
-      }
-    }
+    await this.retrying('could not register with the cluster', async () => {
+      if (!this.leaving && this.lease === undefined) await this.register();
+    });
+    if (this.lease === undefined) return;
+    // Keys a lost lease still holds (etcd may have kept it alive) would keep its shards from their next owner;
+    // if etcd cannot revoke it now, they go when it lapses.
+    await this.options.registry.revokeLease(lostLeaseId).catch(() => undefined);
+    this.options.log.info('cluster lease granted again; taking shards back');
+    this.schedule();
   }
 
   /** True while this instance holds a lease: it may own shards, and etcd answers it. */
@@ -249,18 +264,9 @@ export class Ownership implements Fence {
   }
 
   private async reconcileLoop(): Promise<void> {
-    let backoffMs = clusterRetryBackoffMsMin;
     do {
       this.again = false;
-      try {
-        await this.reconcile();
-        backoffMs = clusterRetryBackoffMsMin;
-      } catch (error) {
-        this.options.log.warn({ err: error }, 'shard hand-over failed; retrying');
-        await sleep(backoffMs);
-        backoffMs = Math.min(2 * backoffMs, clusterRetryBackoffMsMax);
-        this.again = true;
-      }
+      await this.retrying('shard hand-over failed', () => this.reconcile());
     } while (this.again && !this.stopped);
     this.reconciling = false;
     this.notify();
@@ -420,7 +426,13 @@ export class Ownership implements Fence {
     while (this.held.size > 0 && !signal.aborted) await this.changed(clusterRetryBackoffMsMax);
     const lease = this.lease;
     this.close();
-    if (lease !== undefined) await lease.lease.revoke().catch(() => undefined);
+    if (lease !== undefined) await this.endLease(lease);
+  }
+
+  /** Stops a lease's keepalives and revokes it (with a deadline; a lease etcd cannot revoke lapses). */
+  private async endLease(lease: { lease: Lease; id: string }): Promise<void> {
+    lease.lease.release();
+    await this.options.registry.revokeLease(lease.id).catch(() => undefined);
   }
 
   /** Stops following the cluster and keeping the lease alive (it lapses if not revoked). */

@@ -8,23 +8,14 @@
 // `hotstock check --store etcd` finds the ledger exact. The shards of SKUs
 // are spread evenly, so hot SKUs do not all land on one instance.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { shardOf } from '../../src/cluster/shards.ts';
 import { clusterShardsCount } from '../../src/constants.ts';
 import type { OrderView } from '../../src/http/views.ts';
 import { getSku, listAllOrders } from '../support/api-helpers.ts';
-import { clusterStatus, ownerIdOf, startInstances, waitSettled } from '../support/cluster.ts';
-import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
+import { clusterStatus, ownerIdOf, startInstances, useEtcdCluster, waitSettled } from '../support/cluster.ts';
 import { type Answer, call, mapConcurrent, sleep } from '../support/load.ts';
-import {
-  createSku,
-  etcdArgs,
-  killIfRunning,
-  runCheck,
-  type ServerProcess,
-  spawnServer,
-  tempDataDir,
-} from '../support/service.ts';
+import { createSku, etcdArgs, killIfRunning, runCheck, type ServerProcess, spawnServer } from '../support/service.ts';
 
 const stock = 500;
 const buyers = 3_000;
@@ -36,19 +27,7 @@ const spreadSkus = 30;
 /** How long an instance may take to learn of a new SKU from the change feed. */
 const feedWaitMsMax = 20_000;
 
-let cluster: EtcdCluster;
-const data = tempDataDir('hotstock-share');
-const running: ServerProcess[] = [];
-
-before(async () => {
-  cluster = await startEtcdCluster({ size: 3 });
-});
-
-after(async () => {
-  for (const server of running) await killIfRunning(server);
-  await cluster?.stop();
-  data.remove();
-});
+const fixture = useEtcdCluster('hotstock-share', 3);
 
 async function waitUntilEverySees(servers: readonly ServerProcess[], sku: string): Promise<void> {
   const deadline = Date.now() + feedWaitMsMax;
@@ -104,7 +83,7 @@ async function assertSpread(servers: readonly ServerProcess[], prefix: string): 
   const statuses = await Promise.all(servers.map(clusterStatus));
   console.log(`shards served: ${statuses.map((status) => status.shardsServing).join(', ')} of ${clusterShardsCount}`);
   const owners = new Set<string | undefined>();
-  for (let i = 0; i < spreadSkus; i++) owners.add(await ownerIdOf(cluster.endpoints[0]!, prefix, `spread-${i}`));
+  for (let i = 0; i < spreadSkus; i++) owners.add(await ownerIdOf(fixture.etcd.endpoints[0]!, prefix, `spread-${i}`));
   assert.deepEqual(
     [...owners].sort(),
     statuses.map((status) => status.memberId).sort(),
@@ -114,8 +93,14 @@ async function assertSpread(servers: readonly ServerProcess[], prefix: string): 
 
 async function flashSale(count: number): Promise<void> {
   const prefix = `share-${count}-${process.pid}/`;
-  const { servers, args } = await startInstances(count, data.dir, cluster.endpoints, prefix, [], []);
-  running.push(...servers);
+  const { servers, args } = await startInstances(
+    count,
+    fixture.dataDir,
+    fixture.etcd.endpoints,
+    prefix,
+    [],
+    fixture.running,
+  );
   await waitSettled(servers);
   await assertSpread(servers, prefix);
   const sku = `hot-${count}-${process.pid}`;
@@ -150,8 +135,8 @@ async function flashSale(count: number): Promise<void> {
   // Every acknowledged order survives every instance being killed and started again.
   for (const server of servers) await killIfRunning(server);
   const restarted: ServerProcess[] = [];
-  for (let i = 0; i < count; i++) restarted.push(await spawnServer(data.dir, args));
-  running.push(...restarted);
+  for (let i = 0; i < count; i++) restarted.push(await spawnServer(fixture.dataDir, args));
+  fixture.running.push(...restarted);
   await waitSettled(restarted);
   for (const server of restarted) {
     const listed = await listAllOrders(server.url, { sku });
@@ -165,7 +150,7 @@ async function flashSale(count: number): Promise<void> {
     server.child.kill('SIGTERM');
     assert.equal(await server.exited, 0, 'a clean stop hands the shards over and exits 0');
   }
-  const check = await runCheck(data.dir, etcdArgs(cluster.endpoints, prefix));
+  const check = await runCheck(fixture.dataDir, etcdArgs(fixture.etcd.endpoints, prefix));
   console.log(`hotstock check --store etcd: ${check.stdout.trim()}`);
   assert.equal(check.code, 0, `${check.stdout}${check.stderr}`);
   assert.match(check.stdout, /ledger exact/);

@@ -8,13 +8,12 @@
 // got a 503, ends with exactly one order; a key acknowledged before the kill
 // replays. The ledger is exact.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { OrderView } from '../../src/http/views.ts';
 import { getSku, listAllOrders } from '../support/api-helpers.ts';
-import { ownerAndOthers, startInstances, waitSettled } from '../support/cluster.ts';
-import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
+import { instancesWithSku, useEtcdCluster } from '../support/cluster.ts';
 import { type Answer, call, NetworkFailure, runWorkers, sleep } from '../support/load.ts';
-import { createSku, etcdArgs, killIfRunning, runCheck, type ServerProcess, tempDataDir } from '../support/service.ts';
+import { etcdArgs, runCheck, type ServerProcess } from '../support/service.ts';
 
 const leaseTtlS = 2;
 /** Takeover must come within the lease time plus this (generous: the machine is shared). */
@@ -29,20 +28,8 @@ const keyAttemptsMax = 100;
 const retryPauseMs = 100;
 const phaseWaitMsMax = 60_000;
 
-let cluster: EtcdCluster;
-const data = tempDataDir('hotstock-owner-killed');
 const prefix = `owner-killed-${process.pid}/`;
-const running: ServerProcess[] = [];
-
-before(async () => {
-  cluster = await startEtcdCluster({ size: 3 });
-});
-
-after(async () => {
-  for (const server of running) await killIfRunning(server);
-  await cluster?.stop();
-  data.remove();
-});
+const fixture = useEtcdCluster('hotstock-owner-killed', 3);
 
 interface Sent {
   key: string;
@@ -128,14 +115,15 @@ function assertAnswers(sale: Sale, owner: ServerProcess): void {
 
 describe('the owner of the hot SKU is SIGKILLed mid-sale', () => {
   it('another instance takes over in time, answers meanwhile are fast 503s, every key is decided once', async () => {
-    const extra = ['--cluster-lease-ttl-s', String(leaseTtlS)];
-    const { servers } = await startInstances(3, data.dir, cluster.endpoints, prefix, extra, running);
-    await waitSettled(servers);
     const sku = `killed-${process.pid}`;
-    await createSku(servers[0]!.url, sku, { initialStock: 1_000_000 });
-    const { owner, others } = await ownerAndOthers(servers, cluster.endpoints[0]!, prefix, sku);
-    for (const server of others)
-      while ((await call(server.url, 'GET', `/v1/skus/${sku}`)).status !== 200) await sleep(20);
+    const extra = ['--cluster-lease-ttl-s', String(leaseTtlS)];
+    const { servers, owner, others } = await instancesWithSku(fixture, {
+      count: 3,
+      prefix,
+      sku,
+      stock: 1_000_000,
+      extra,
+    });
 
     const sale = startSale(servers, sku);
     let takeoverMs: number;
@@ -185,7 +173,7 @@ describe('the owner of the hot SKU is SIGKILLed mid-sale', () => {
       server.child.kill('SIGTERM');
       await server.exited;
     }
-    const check = await runCheck(data.dir, etcdArgs(cluster.endpoints, prefix));
+    const check = await runCheck(fixture.dataDir, etcdArgs(fixture.etcd.endpoints, prefix));
     console.log(`hotstock check --store etcd: ${check.stdout.trim()}`);
     assert.equal(check.code, 0, `${check.stdout}${check.stderr}`);
   });

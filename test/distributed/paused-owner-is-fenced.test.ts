@@ -8,13 +8,12 @@
 // to the new owner and answered: no key gets two orders, no 201 is lost,
 // and the ledger is exact.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { OrderView } from '../../src/http/views.ts';
 import { getSku, listAllOrders } from '../support/api-helpers.ts';
-import { clusterStatus, metricValue, ownerAndOthers, startInstances, waitSettled } from '../support/cluster.ts';
-import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
+import { clusterStatus, instancesWithSku, metricValue, useEtcdCluster } from '../support/cluster.ts';
 import { call, NetworkFailure, runWorkers, sleep } from '../support/load.ts';
-import { createSku, etcdArgs, killIfRunning, runCheck, type ServerProcess, tempDataDir } from '../support/service.ts';
+import { etcdArgs, runCheck, type ServerProcess } from '../support/service.ts';
 
 const leaseTtlS = 2;
 /** Workers buying through the owner, so it holds decided batches when it is paused. */
@@ -29,23 +28,8 @@ const phaseWaitMsMax = 60_000;
 /** How long the paused owner stays paused after the other instance holds the SKU. */
 const pausedAfterTakeoverMs = 1_000;
 
-let cluster: EtcdCluster;
-const data = tempDataDir('hotstock-paused-owner');
 const prefix = `paused-${process.pid}/`;
-const running: ServerProcess[] = [];
-
-before(async () => {
-  cluster = await startEtcdCluster({ size: 1 });
-});
-
-after(async () => {
-  for (const server of running) {
-    server.child.kill('SIGCONT');
-    await killIfRunning(server);
-  }
-  await cluster?.stop();
-  data.remove();
-});
+const fixture = useEtcdCluster('hotstock-paused-owner', 1);
 
 /** The fence's refusals on an instance: by its own view, and by etcd's compare. */
 async function fenceRefusals(server: ServerProcess): Promise<{ local: number; etcd: number }> {
@@ -55,14 +39,16 @@ async function fenceRefusals(server: ServerProcess): Promise<{ local: number; et
 
 describe('a paused owner resumes after another instance took its SKU', () => {
   it('its commits are refused by the fence, and its requests are answered by the new owner', async () => {
-    const extra = ['--cluster-lease-ttl-s', String(leaseTtlS)];
-    const { servers } = await startInstances(2, data.dir, cluster.endpoints, prefix, extra, running);
-    await waitSettled(servers);
     const sku = `paused-${process.pid}`;
-    await createSku(servers[0]!.url, sku, { initialStock: 1_000_000 });
-    const { owner, others } = await ownerAndOthers(servers, cluster.endpoints[0]!, prefix, sku);
+    const extra = ['--cluster-lease-ttl-s', String(leaseTtlS)];
+    const { servers, owner, others } = await instancesWithSku(fixture, {
+      count: 2,
+      prefix,
+      sku,
+      stock: 1_000_000,
+      extra,
+    });
     const [other] = others as [ServerProcess];
-    while ((await call(other.url, 'GET', `/v1/skus/${sku}`)).status !== 200) await sleep(20);
     const refusedBefore = await fenceRefusals(owner);
 
     const acked = new Map<string, string>();
@@ -133,7 +119,7 @@ describe('a paused owner resumes after another instance took its SKU', () => {
       server.child.kill('SIGTERM');
       await server.exited;
     }
-    const check = await runCheck(data.dir, etcdArgs(cluster.endpoints, prefix));
+    const check = await runCheck(fixture.dataDir, etcdArgs(fixture.etcd.endpoints, prefix));
     console.log(`hotstock check --store etcd: ${check.stdout.trim()}`);
     assert.equal(check.code, 0, `${check.stdout}${check.stderr}`);
   });

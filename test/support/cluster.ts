@@ -4,11 +4,21 @@
 // which of them owns a SKU (the owner key in etcd, read through etcd's JSON
 // gateway, against each instance's member id).
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { shardOf } from '../../src/cluster/shards.ts';
 import { clusterShardsCount } from '../../src/constants.ts';
 import { keys } from '../../src/layout.ts';
+import { type EtcdCluster, startEtcdCluster } from './etcd.ts';
 import { call, sleep } from './load.ts';
-import { adminKey, etcdServeArgs, type ServerProcess, spawnServer } from './service.ts';
+import {
+  adminKey,
+  createSku,
+  etcdServeArgs,
+  killIfRunning,
+  type ServerProcess,
+  spawnServer,
+  tempDataDir,
+} from './service.ts';
 
 /** How long instances may take to spread the shards between them; generous, the machine is shared. */
 const settleWaitMsMax = 60_000;
@@ -23,6 +33,40 @@ export interface ClusterStatus {
   shardsHeld: number;
   shardsServing: number;
   shardOwners: Record<string, number>;
+}
+
+export interface ClusterFixture {
+  readonly etcd: EtcdCluster;
+  /** The instances' data directory (unused on etcd, but `serve` takes one). */
+  readonly dataDir: string;
+  /** Every instance the test started: ended (resumed first, if paused) after the tests. */
+  readonly running: ServerProcess[];
+}
+
+/** A real etcd cluster of `size` members for a test file's instances: started before its tests, all ended after. */
+export function useEtcdCluster(label: string, size: number): ClusterFixture {
+  const data = tempDataDir(label);
+  const running: ServerProcess[] = [];
+  let etcd: EtcdCluster | undefined;
+  before(async () => {
+    etcd = await startEtcdCluster({ size });
+  });
+  after(async () => {
+    for (const server of running) {
+      server.child.kill('SIGCONT');
+      await killIfRunning(server);
+    }
+    await etcd?.stop();
+    data.remove();
+  });
+  return {
+    get etcd() {
+      assert.ok(etcd, 'the etcd cluster runs from before() to after()');
+      return etcd;
+    },
+    dataDir: data.dir,
+    running,
+  };
 }
 
 export interface Instances {
@@ -41,9 +85,14 @@ export async function startInstances(
   into: ServerProcess[] = [],
 ): Promise<Instances> {
   const args = etcdServeArgs(endpoints, prefix, extra);
-  // Each is tracked as soon as it runs (`into`), so cleanup finds it even if a later one fails to start.
-  for (let i = 0; i < count; i++) into.push(await spawnServer(dataDir, args));
-  return { servers: into, args };
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = await spawnServer(dataDir, args);
+    // Tracked as soon as it runs (`into`), so cleanup finds it even if a later one fails to start.
+    into.push(server);
+    servers.push(server);
+  }
+  return { servers, args };
 }
 
 export async function clusterStatus(server: ServerProcess): Promise<ClusterStatus> {
@@ -114,4 +163,37 @@ export async function metricValue(server: ServerProcess, series: string): Promis
   const metrics = await call<string>(server.url, 'GET', '/metrics');
   const line = metrics.body.split('\n').find((candidate) => candidate.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+export interface HotSkuInstances {
+  servers: ServerProcess[];
+  /** The instance that owns the SKU, and the others (each of which knows the SKU already). */
+  owner: ServerProcess;
+  others: ServerProcess[];
+}
+
+/**
+ * `count` instances on the fixture's cluster under `prefix`, settled, with
+ * `sku` created (`stock` units) and known to every instance: who owns it?
+ */
+export async function instancesWithSku(
+  fixture: ClusterFixture,
+  options: { count: number; prefix: string; sku: string; stock: number; extra: string[] },
+): Promise<HotSkuInstances> {
+  const endpoints = fixture.etcd.endpoints;
+  const { servers } = await startInstances(
+    options.count,
+    fixture.dataDir,
+    endpoints,
+    options.prefix,
+    options.extra,
+    fixture.running,
+  );
+  await waitSettled(servers);
+  await createSku(servers[0]!.url, options.sku, { initialStock: options.stock });
+  const { owner, others } = await ownerAndOthers(servers, endpoints[0]!, options.prefix, options.sku);
+  for (const server of others) {
+    while ((await call(server.url, 'GET', `/v1/skus/${options.sku}`)).status !== 200) await sleep(20);
+  }
+  return { servers, owner, others };
 }
