@@ -156,12 +156,32 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
   return { heapUsedAfterGcBytes: process.memoryUsage().heapUsed };
 }
 
-export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
+/** Whether the service is ready (after the start) and whether it is closing (it refuses new requests then). */
+interface Lifecycle {
+  ready: boolean;
+  closing: boolean;
+}
+
+/** Everything the service is made of, built and wired but not started. */
+interface Parts {
+  config: Readonly<ServeConfig>;
+  metrics: Metrics;
+  store: Store;
+  cluster: Cluster | undefined;
+  engine: Engine;
+  mutations: Mutations;
+  shedder: LoadShedder;
+  watch: WatchHub;
+  secrets: Secrets;
+  app: FastifyInstance;
+  sweeper: Sweeper;
+}
+
+async function buildParts(config: Readonly<ServeConfig>, lifecycle: Lifecycle): Promise<Parts> {
   const metrics = new Metrics();
   const log = createLogger(config.logLevel);
   const opened = await openStore(config, log, metrics);
   const { store, cluster } = composeStore(opened, config, log, metrics);
-  const admin = opened.admin;
   const engine = new Engine(
     store,
     {
@@ -185,8 +205,6 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   });
   metrics.followWatch(watch);
   metrics.followShedder(() => shedder.shedding);
-  let ready = false;
-  let closingStarted = false;
   const secrets = new Secrets(config, log);
   const quotas = new Quotas({
     userAttemptsPerMinute: config.userAttemptsPerMinute,
@@ -206,12 +224,12 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     tls: secrets.tls,
     watch,
     watchPublic: config.watchPublic,
-    isReady: () => ready,
-    isClosing: () => closingStarted,
+    isReady: () => lifecycle.ready,
+    isClosing: () => lifecycle.closing,
     isShedding: () => shedder.shedding,
     logger: log,
     adminStatus: async () => ({
-      ...(await storeStatus({ store, ...admin })),
+      ...(await storeStatus({ store, ...opened.admin })),
       ...(cluster ? { cluster: cluster.status() } : {}),
     }),
   });
@@ -223,9 +241,17 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     // Each instance expires the reservations of the SKUs it writes.
     cluster && ((skuId) => cluster.serves(skuId)),
   );
+  return { config, metrics, store, cluster, engine, mutations, shedder, watch, secrets, app, sweeper };
+}
+
+/**
+ * Starts the parts in order: layout, change feed, warm state, watch, the
+ * cluster's view, timers, the listener; then, on etcd, joins the cluster.
+ * Returns where it listens, what it seeded, and how to stop following the feed.
+ */
+async function bringUp(parts: Parts): Promise<{ url: string; seededSkus: number; unfollow: () => void }> {
+  const { config, store, engine, cluster, watch, app } = parts;
   let unfollow = () => {};
-  let url: string;
-  let seededSkus: number;
   try {
     // A store holding another layout is refused before anything reads it; an empty one is marked.
     await ensureLayout(store, { create: true });
@@ -236,22 +262,23 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     const skus = await engine.warm();
     await watch.start();
     await cluster?.start();
-    const seed = async () => (config.demo ? seedDemoCatalog(engine, mutations) : 0);
-    seededSkus = cluster ? 0 : await seed();
-    metrics.followStock(engine);
-    sweeper.start();
-    shedder.start();
-    url = await app.listen({ host: config.host, port: config.port });
+    const seed = async () => (config.demo ? seedDemoCatalog(engine, parts.mutations) : 0);
+    let seededSkus = cluster ? 0 : await seed();
+    parts.metrics.followStock(engine);
+    parts.sweeper.start();
+    parts.shedder.start();
+    const url = await app.listen({ host: config.host, port: config.port });
     if (cluster) {
       // Peers need this instance's address before it can own anything; the demo catalog needs owners.
       await cluster.join(url);
       seededSkus = await seed();
     }
     app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
+    return { url, seededSkus, unfollow };
   } catch (error) {
     // A failed start releases what it took (feeds, timers, the lease, the store's client), so the process can exit.
-    await sweeper.stop();
-    shedder.stop();
+    await parts.sweeper.stop();
+    parts.shedder.stop();
     watch.close();
     cluster?.close();
     unfollow();
@@ -259,29 +286,40 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     await store.close();
     throw error;
   }
-  ready = true;
+}
 
+/**
+ * Stops in reverse: on etcd, hands every shard over while still serving (so
+ * requests on their way here go to the new owners); then stops accepting,
+ * answers what is in flight, lets the writers finish their batches, and closes
+ * the store. The grace period bounds each step; the store closes either way.
+ */
+async function shutDown(parts: Parts, lifecycle: Lifecycle, unfollow: () => void): Promise<void> {
+  lifecycle.ready = false;
+  const grace = AbortSignal.timeout(parts.config.shutdownGraceMs);
+  const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
+  await parts.cluster?.leave(grace);
+  lifecycle.closing = true;
+  await Promise.race([parts.app.close(), graceElapsed]);
+  await Promise.race([parts.engine.drain(), graceElapsed]);
+  await parts.sweeper.stop();
+  parts.shedder.stop();
+  parts.watch.close();
+  unfollow();
+  await parts.store.close();
+}
+
+export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
+  const lifecycle: Lifecycle = { ready: false, closing: false };
+  const parts = await buildParts(config, lifecycle);
+  const { url, seededSkus, unfollow } = await bringUp(parts);
+  lifecycle.ready = true;
   let closing: Promise<void> | undefined;
   const close = () => {
-    closing ??= (async () => {
-      ready = false;
-      const grace = AbortSignal.timeout(config.shutdownGraceMs);
-      const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
-      // Hand every shard over while still serving, so requests on their way here are sent to the new owners.
-      await cluster?.leave(grace);
-      closingStarted = true;
-      // Stop accepting and answer what is in flight, then let the writers finish their batches;
-      // the grace period bounds each step, and the store closes either way.
-      await Promise.race([app.close(), graceElapsed]);
-      await Promise.race([engine.drain(), graceElapsed]);
-      await sweeper.stop();
-      shedder.stop();
-      watch.close();
-      unfollow();
-      await store.close();
-    })();
+    closing ??= shutDown(parts, lifecycle, unfollow);
     return closing;
   };
+  const { app, engine, store, sweeper, shedder, metrics, watch, secrets } = parts;
   const reload = () => secrets.reload(config.tls ? (app.server as import('node:https').Server) : undefined);
   return { app, engine, store, sweeper, shedder, metrics, watch, url, seededSkus, reload, close };
 }

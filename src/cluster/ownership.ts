@@ -1,10 +1,10 @@
 // Shard ownership: which SKUs this instance may write, kept in etcd so that
 // at any moment at most one instance holds each shard.
 //
-// Protocol (ARCHITECTURE.md, "Ownership"): an instance grants itself a lease
-// and puts its member key under it. Every instance watches the members (the
-// store's change feed) and computes the same desired owner of every shard by
-// rendezvous hashing. An instance takes a shard it should own once the
+// Protocol (ARCHITECTURE.md, "Ownership protocol"): an instance grants
+// itself a lease and puts its member key under it. Every instance watches the
+// members (the store's change feed) and computes the same owner of every
+// shard from them (shards.ts). An instance takes a shard it should own once the
 // shard's owner key is absent (a conditional put under its lease: the put's
 // revision is its fence token) and serves it once its change feed has caught
 // up with that revision, so its warm state holds every commit of the
@@ -78,8 +78,10 @@ export class Ownership implements Fence {
   private readonly view: ClusterView;
   private readonly held = new Map<number, Held>();
   private lease: { lease: Lease; id: string } | undefined;
-  /** Set while the lease is lost and not granted again: etcd is unreachable, so nobody waits for an owner. */
-  private leaseLostAt: number | undefined;
+  /** True while the lease is lost and not granted again: etcd is unreachable, so nobody waits for an owner. */
+  private withoutLease = false;
+  /** The lowest fence token among shards still loading: the feed revision that may promote one. */
+  private promoteAt = Number.POSITIVE_INFINITY;
   private url: string | undefined;
   private leaving = false;
   private stopped = false;
@@ -166,12 +168,16 @@ export class Ownership implements Fence {
    * commit of its previous owner came before, so the engine has seen them all.
    */
   private promoteLoaded(): boolean {
+    // Called for every change the feed delivers: one comparison unless a shard may be ready.
+    if (this.feedRevision < this.promoteAt) return false;
     let promoted = false;
+    this.promoteAt = Number.POSITIVE_INFINITY;
     for (const held of this.held.values()) {
-      if (held.state === 'loading' && held.token <= this.feedRevision) {
+      if (held.state !== 'loading') continue;
+      if (held.token <= this.feedRevision) {
         held.state = 'owned';
         promoted = true;
-      }
+      } else this.promoteAt = Math.min(this.promoteAt, held.token);
     }
     return promoted;
   }
@@ -209,7 +215,7 @@ export class Ownership implements Fence {
       throw new Error('the cluster lease ended before this instance could use it');
     }
     this.lease = lease;
-    this.leaseLostAt = undefined;
+    this.withoutLease = false;
   }
 
   /**
@@ -221,7 +227,7 @@ export class Ownership implements Fence {
     if (this.lease?.lease !== lease) return;
     const lostId = this.lease.id;
     this.lease = undefined;
-    this.leaseLostAt = performance.now();
+    this.withoutLease = true;
     this.options.log.warn({ err: error, shards: this.held.size }, 'cluster lease lost: this instance owns no shard');
     this.held.clear();
     this.notify();
@@ -247,7 +253,7 @@ export class Ownership implements Fence {
 
   /** True once a lease was lost and no new one could be granted yet: etcd is unreachable from here. */
   get disconnected(): boolean {
-    return this.leaseLostAt !== undefined;
+    return this.withoutLease;
   }
 
   // ---- reconciling held shards with the desired ones ------------------------
@@ -299,6 +305,7 @@ export class Ownership implements Fence {
       // Another instance holds it (the view will say who), or the lease was lost meanwhile (the key went with it).
       if (token === undefined || this.lease?.id !== lease.id) return;
       this.held.set(shard, { token, state: 'loading' });
+      this.promoteAt = Math.min(this.promoteAt, token);
       taken++;
     });
     if (taken === 0) return;
