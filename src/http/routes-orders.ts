@@ -5,7 +5,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { OperationResult } from '../engine/operations.ts';
 import { HttpProblem, problemBody } from '../errors.ts';
 import type { Principal } from './auth.ts';
-import { type CursorSealer, cursorBinding } from './cursor.ts';
+import { type CursorSealer, cursorBinding, listingPage } from './cursor.ts';
 import type { Quotas } from './quota.ts';
 import {
   ifMatchOf,
@@ -183,12 +183,13 @@ function readRoutes(app: FastifyInstance, { engine, cursors }: OrderRouteDeps): 
     async (request) => {
       const { cursor, ...query } = request.query;
       const binding = cursorBinding('orders', [query.userId, query.sku, query.state]);
-      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
-      const page = orProblem(await engine.listOrders({ ...query, after }));
-      return {
-        items: page.items.map((item) => orderView(item.record, item.version)),
-        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
-      };
+      return listingPage(
+        cursors,
+        binding,
+        cursor,
+        (after) => engine.listOrders({ ...query, after }),
+        (item) => orderView(item.record, item.version),
+      );
     },
   );
 }
