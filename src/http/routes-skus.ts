@@ -4,13 +4,7 @@ import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HttpProblem } from '../errors.ts';
 import { type CursorSealer, cursorBinding, listingPage } from './cursor.ts';
-import {
-  ifMatchOf,
-  optionalIdempotency,
-  requiredIdempotency,
-  sendResult,
-  sendVersioned,
-} from './request-context.ts';
+import { ifMatchOf, optionalIdempotency, requiredIdempotency, sendResult, sendVersioned } from './request-context.ts';
 import {
   jsonResponse,
   listSkusQuerySchema,
