@@ -393,8 +393,8 @@ export const userAttemptsPerMinuteDefault = 60;
 export const userAttemptsPerMinuteMax = 60_000;
 /**
  * (user, SKU) buckets kept at once. A bucket untouched for a minute is full
- * again and no different from a fresh one; past this bound the least recently
- * used bucket is dropped. About 150 bytes each: ~30 MiB at the bound.
+ * again and no different from a fresh one; past this bound the oldest created
+ * hundredth is dropped. About 150 bytes each: ~30 MiB at the bound.
  */
 export const userAttemptBucketsMax = 200_000;
 

@@ -294,7 +294,21 @@ export class Ownership implements Fence {
         if (owners[shard] === this.memberId) acquire.push(shard);
       }
     }
-    await Promise.all([this.release(release), this.acquire(acquire, this.lease)]);
+    await Promise.all([this.release(release), this.acquire(acquire, this.lease), this.dropOrphans()]);
+  }
+
+  /**
+   * Owner keys that name this instance but that it does not hold: left under
+   * a lease it lost, or kept after a refusal that named the fence key
+   * without cause. Nobody else would ever take their shards, so they go.
+   */
+  private async dropOrphans(): Promise<void> {
+    const orphans = [...this.view.shards].filter(
+      ([shard, { owner }]) => owner === this.memberId && !this.held.has(shard),
+    );
+    await eachLimited(orphans, clusterShardCallsConcurrency, ([shard, { revision }]) =>
+      this.options.registry.release(shard, revision),
+    );
   }
 
   private async acquire(shards: readonly number[], lease: { id: string } | undefined): Promise<void> {

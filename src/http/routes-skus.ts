@@ -4,15 +4,8 @@ import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Mutations } from '../engine/mutations.ts';
 import { HttpProblem } from '../errors.ts';
-import { type CursorSealer, cursorBinding } from './cursor.ts';
-import {
-  ifMatchOf,
-  optionalIdempotency,
-  orProblem,
-  requiredIdempotency,
-  sendResult,
-  sendVersioned,
-} from './request-context.ts';
+import { type CursorSealer, cursorBinding, listingPage } from './cursor.ts';
+import { ifMatchOf, optionalIdempotency, requiredIdempotency, sendResult, sendVersioned } from './request-context.ts';
 import {
   jsonResponse,
   listSkusQuerySchema,
@@ -178,12 +171,13 @@ export function skuRoutes(app: FastifyInstance, { engine, mutations, cursors }: 
     async (request) => {
       const { cursor, ...query } = request.query;
       const binding = cursorBinding('skus', [query.product, query.size, query.color]);
-      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
-      const page = orProblem(await engine.listSkus({ ...query, after }));
-      return {
-        items: page.items.map((item) => skuView(item.record, item.version)),
-        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
-      };
+      return listingPage(
+        cursors,
+        binding,
+        cursor,
+        (after) => engine.listSkus({ ...query, after }),
+        (item) => skuView(item.record, item.version),
+      );
     },
   );
 }
