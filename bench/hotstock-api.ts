@@ -4,6 +4,7 @@
 // server's data directory.
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { clusterShardsCount } from '../src/constants.ts';
 import { runProcess } from './process.ts';
 import type { BenchRow } from './scenario.ts';
 import {
@@ -14,6 +15,9 @@ import {
   startHotstock,
 } from './servers.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
+
+/** How long instances on etcd may take to split the shards of SKUs between them. */
+const clusterSettleMsMax = 60_000;
 
 const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
 export const hotSku = 'hot';
@@ -64,6 +68,25 @@ export async function createSkus(
     await Promise.all(Array.from({ length: createConcurrency }, worker));
   } finally {
     await pool.close();
+  }
+}
+
+/** Waits until every instance at `urls` serves its share of the shards and they serve them all. */
+export async function waitClusterSettled(urls: readonly string[]): Promise<void> {
+  const deadline = Date.now() + clusterSettleMsMax;
+  for (;;) {
+    const serving = await Promise.all(
+      urls.map(async (url) => {
+        const response = await fetch(`${url}/v1/admin/status`, {
+          headers: { authorization: `Bearer ${benchAdminKey}` },
+        });
+        const status = (await response.json()) as { cluster: { members: unknown[]; shardsServing: number } };
+        return status.cluster.members.length === urls.length ? status.cluster.shardsServing : 0;
+      }),
+    );
+    if (serving.every((shards) => shards > 0) && serving.reduce((a, b) => a + b, 0) === clusterShardsCount) return;
+    if (Date.now() > deadline) throw new Error(`the shards did not settle: ${serving.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 

@@ -13,6 +13,8 @@ import { pinnedCommand } from './process.ts';
 
 export const benchAdminKey = 'bench-admin-key';
 export const benchClientKey = 'bench-client-key';
+/** Instances on etcd forward each other's writes with it. */
+export const benchClusterKey = 'bench-cluster-key-0123456789abcdef';
 const hotstockScript = fileURLToPath(new URL('../bin/hotstock.js', import.meta.url));
 const baselineScript = fileURLToPath(new URL('./baseline-server.ts', import.meta.url));
 const leanFloorScript = fileURLToPath(new URL('./lean-floor-server.ts', import.meta.url));

@@ -6,12 +6,19 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { type Command, InvalidArgumentError } from 'commander';
 import { addFlags, endpointList, type Flag, integer, ratio, share } from './cli/flags.ts';
+import type { ClusterConfig } from './cluster/cluster.ts';
+import { isPeerUrl } from './cluster/view.ts';
 import {
   breakerConsecutiveFailuresDefault,
   breakerFailureRateDefault,
   breakerHalfOpenAfterMsDefault,
   breakerHalfOpenAfterMsMax,
   breakerHalfOpenAfterMsMin,
+  clusterKeyLengthMin,
+  clusterKeysMax,
+  clusterLeaseTtlSDefault,
+  clusterLeaseTtlSMax,
+  clusterLeaseTtlSMin,
   cursorSecretLengthMin,
   etcdKeyPrefixBytesMax,
   etcdMaxTxnOpsDefault,
@@ -89,6 +96,8 @@ export interface ServeConfig {
   dataDir: string;
   /** Set when `store` or `mirror` is etcd. */
   etcd: EtcdConfig | undefined;
+  /** Set when `store` is etcd and there is no mirror: one writer per SKU across the instances. */
+  cluster: ClusterConfig | undefined;
   breaker: BreakerConfig;
   host: string;
   port: number;
@@ -137,6 +146,25 @@ function keyList(value: string, flag: string): string[] {
   return list;
 }
 
+/** Cluster keys: 1 to clusterKeysMax, comma-separated; a refusal never quotes them. */
+function clusterKeyList(value: string, flag: string): string[] {
+  const list = value.split(',').map((key) => key.trim());
+  const valid = (key: string) => key.length >= clusterKeyLengthMin && /^[\x21-\x7e]+$/.test(key);
+  if (list.length > clusterKeysMax || !list.every(valid)) {
+    throw new InvalidArgumentError(
+      `${flag} must be 1 to ${clusterKeysMax} comma-separated keys of at least ${clusterKeyLengthMin} printable ASCII characters each`,
+    );
+  }
+  return list;
+}
+
+function peerUrl(value: string, flag: string): string {
+  if (!isPeerUrl(value)) {
+    throw new InvalidArgumentError(`${flag} must be an http(s) origin such as http://10.0.0.7:8080, got "${value}"`);
+  }
+  return value;
+}
+
 function cursorSecret(value: string, flag: string): string {
   if (value.length < cursorSecretLengthMin || !/^[\x21-\x7e]+$/.test(value)) {
     throw new InvalidArgumentError(`${flag} must be at least ${cursorSecretLengthMin} printable ASCII characters`);
@@ -150,7 +178,7 @@ export const serveFlags: readonly Flag[] = [
   {
     name: 'mirror',
     arg: 'kind',
-    help: 'the other store, kept a copy of --store through a durable outbox, for moving SKUs between them',
+    help: 'the other store, kept a copy of --store through a durable outbox, for moving SKUs between them (one instance: not with --cluster-key)',
     choices: ['lmdb', 'etcd'],
   },
   {
@@ -283,6 +311,26 @@ export const serveFlags: readonly Flag[] = [
     default: breakerHalfOpenAfterMsDefault,
   },
   {
+    name: 'cluster-key',
+    arg: 'keys',
+    help: `with --store etcd and no --mirror: the key instances forward writes to each other with (>= ${clusterKeyLengthMin} characters, the same on every instance); a comma-separated list sends the first and accepts any`,
+    // Checked in clusterConfig, not by the option: commander would quote the refused value, and it is a secret.
+  },
+  {
+    name: 'cluster-advertise-url',
+    arg: 'url',
+    help: 'with --store etcd: where other instances reach this one (an origin: http(s)://host[:port])',
+    parse: peerUrl,
+    defaultHelp: 'the address it listens at',
+  },
+  {
+    name: 'cluster-lease-ttl-s',
+    arg: 's',
+    help: "with --store etcd: how long a stopped instance's SKUs wait before another instance takes them",
+    parse: integer(clusterLeaseTtlSMin, clusterLeaseTtlSMax),
+    default: clusterLeaseTtlSDefault,
+  },
+  {
     name: 'watch-subscribers-max',
     arg: 'n',
     help: 'stock watchers (SSE streams) allowed at once; each holds a file descriptor',
@@ -365,6 +413,9 @@ export interface RawServeOptions {
   breakerFailures?: number;
   breakerFailureRate?: number;
   breakerHalfOpenMs?: number;
+  clusterKey?: string;
+  clusterAdvertiseUrl?: string;
+  clusterLeaseTtlS?: number;
   watchSubscribersMax?: number;
   watchHeartbeatIntervalMs?: number;
   watchPublic?: boolean;
@@ -437,6 +488,38 @@ function mirrorOf(raw: RawServeOptions): ServeConfig['mirror'] {
   return raw.mirror;
 }
 
+/**
+ * Distributed mode: every instance on etcd, one writer per SKU. A service
+ * with a mirror is one instance (its LMDB store is local, and its moves fence
+ * SKUs in this process only), so it runs without the cluster and refuses its flags.
+ */
+function clusterConfig(raw: RawServeOptions): ClusterConfig | undefined {
+  if (raw.mirror !== undefined) {
+    if (raw.clusterKey !== undefined || raw.clusterAdvertiseUrl !== undefined) {
+      throw new InvalidArgumentError(
+        '--mirror runs one instance, which writes every SKU itself: it does not take --cluster-key or --cluster-advertise-url (distributed mode). Move every SKU to etcd, stop, then start the instances with --store etcd --cluster-key and no --mirror',
+      );
+    }
+    return undefined;
+  }
+  if (raw.store !== 'etcd') {
+    if (raw.clusterKey !== undefined || raw.clusterAdvertiseUrl !== undefined) {
+      throw new InvalidArgumentError('--cluster-key and --cluster-advertise-url need --store etcd');
+    }
+    return undefined;
+  }
+  if (raw.clusterKey === undefined) {
+    throw new InvalidArgumentError(
+      `--store etcd needs --cluster-key (at least ${clusterKeyLengthMin} characters, the same on every instance): instances send each SKU's writes to the one instance that owns it`,
+    );
+  }
+  return {
+    keys: clusterKeyList(raw.clusterKey, '--cluster-key (HOTSTOCK_CLUSTER_KEY)'),
+    advertiseUrl: raw.clusterAdvertiseUrl,
+    leaseTtlS: raw.clusterLeaseTtlS ?? clusterLeaseTtlSDefault,
+  };
+}
+
 function etcdConfig(raw: RawServeOptions): EtcdConfig | undefined {
   const etcdOnly = ['etcdCa', 'etcdCert', 'etcdKey', 'etcdExpectMembers'] as const;
   const usesEtcd = raw.store === 'etcd' || raw.mirror === 'etcd';
@@ -485,6 +568,7 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     shadowReadRatio: raw.shadowReadRatio ?? 0,
     dataDir: raw.dataDir,
     etcd: etcdConfig(raw),
+    cluster: clusterConfig(raw),
     breaker: {
       consecutiveFailures: raw.breakerFailures ?? breakerConsecutiveFailuresDefault,
       failureRate: raw.breakerFailureRate ?? breakerFailureRateDefault,

@@ -195,6 +195,73 @@ export const commitConflictBackoffMsMax = 5;
 /** Check/fix scans read this many entries per range call. */
 export const scanPageEntries = 1_000;
 
+// ---- cluster (distributed mode: one writer per SKU across instances) --------
+
+/**
+ * Shards the SKUs are hashed into; each shard has one owner at a time, and a
+ * SKU's writes happen only on its shard's owner. Every instance of a
+ * deployment must use the same count (members announce theirs; one with
+ * another count is ignored). 64 spreads evenly over a few instances (~21 each
+ * of three) for 64 small keys in etcd.
+ */
+export const clusterShardsCount = 64;
+/** Members one instance keeps track of (and keeps connections to); more are ignored. */
+export const clusterMembersMax = 64;
+/**
+ * Default for --cluster-lease-ttl-s: an instance's shards outlive its last
+ * keepalive by this long, so a dead owner's shards move after about this
+ * long. etcd grants no lease shorter than 1.5 times its election timeout
+ * (1.5 s by default), hence the minimum.
+ */
+export const clusterLeaseTtlSDefault = 5;
+export const clusterLeaseTtlSMin = 2;
+export const clusterLeaseTtlSMax = 60;
+/** --cluster-key: at least this many characters, since it lets a caller write on any instance. */
+export const clusterKeyLengthMin = 32;
+/** --cluster-key takes up to this many keys (the first is sent, any is accepted), so a key rotates without downtime. */
+export const clusterKeysMax = 4;
+/** Operations one forwarded request carries to the owner of their SKUs. */
+export const clusterForwardOpsMax = 256;
+/** Forwarded requests in flight to one peer at once, each on its own connection. */
+export const clusterForwardRequestsPerPeerMax = 4;
+/** Operations waiting to be forwarded to one peer; past it, new ones get 503 `overloaded`. */
+export const clusterForwardQueueOpsMax = 8_192;
+/** The body of one forwarded request: the API's own body limit (1 MiB). */
+export const clusterForwardBodyBytesMax = requestBodyBytesMax;
+/**
+ * Bytes one forwarded operation may take as JSON: a few ids and labels (128
+ * and 64 characters, up to 4 bytes each), an idempotency key, a reason, and
+ * an If-Match list of at most 256 characters.
+ */
+export const clusterForwardedOpBytesMax = 4 * 1024;
+/** The owner's answer to one forwarded request: one result (an order or a SKU record) per operation. */
+export const clusterForwardResponseBytesMax = 8 * 1024 * 1024;
+/** Idle connections to a peer close after this long: before the peer's own keep-alive bound closes one under a request. */
+export const clusterPeerKeepAliveMs = httpKeepAliveTimeoutMs / 2;
+/** A peer that keeps failing is logged at most this often, however many requests fail. */
+export const clusterForwardFailureLogIntervalMs = 1_000;
+/** Cluster changes held back while the snapshot of the cluster is read at start; past it, the snapshot is read again. */
+export const clusterFeedBufferChangesMax = 1_024;
+/** Keys the cluster snapshot reads at most: every member and shard, twice over for stray keys. */
+export const clusterSnapshotKeysMax = 2 * (clusterMembersMax + clusterShardsCount);
+/** Connecting to a peer; a dead peer's address refuses at once, a vanished one times out. */
+export const clusterForwardConnectTimeoutMs = 1_000;
+/** A forwarded request's deadline: the owner may read and commit (each with its own deadline) before it answers. */
+export const clusterForwardTimeoutMs = etcdReadTimeoutMs + etcdCommitTimeoutMs + 1_000;
+/** Forwarded requests one instance serves at once; past it, 503 `overloaded`. */
+export const clusterInboundRequestsMax = 64;
+/** How long a request waits for its shard to get an owner (a hand-over, a start) before 503 `owner_unavailable`. */
+export const clusterOwnerWaitMs = 3_000;
+/** Times one request is routed again after the instance it went to had just lost the shard (and applied nothing). */
+export const clusterRouteAttemptsMax = 3;
+/** A shard's old owner lets its in-flight batches land for at most this long before it lets go (the fence covers the rest). */
+export const clusterHandOverDrainMsMax = etcdCommitTimeoutMs + 1_000;
+/** Shard acquisitions or releases sent to etcd at once. */
+export const clusterShardCallsConcurrency = 8;
+/** After an ownership call to etcd fails, the next try waits this long, doubling up to the max. */
+export const clusterRetryBackoffMsMin = 100;
+export const clusterRetryBackoffMsMax = 2_000;
+
 // ---- migration (`hotstock migrate`) ----------------------------------------
 
 /** Keys one migration chunk carries by default (one range read, one commit). */
@@ -398,8 +465,8 @@ export const userAttemptsPerMinuteDefault = 60;
 export const userAttemptsPerMinuteMax = 60_000;
 /**
  * (user, SKU) buckets kept at once. A bucket untouched for a minute is full
- * again and no different from a fresh one; past this bound the least recently
- * used bucket is dropped. About 150 bytes each: ~30 MiB at the bound.
+ * again and no different from a fresh one; past this bound the oldest created
+ * hundredth is dropped. About 150 bytes each: ~30 MiB at the bound.
  */
 export const userAttemptBucketsMax = 200_000;
 
@@ -432,6 +499,25 @@ assert.ok(
   'any one operation fits the smallest etcd transaction hotstock accepts',
 );
 assert.ok(breakerHalfOpenAfterMsDefault >= breakerHalfOpenAfterMsMin);
+assert.ok(
+  clusterForwardTimeoutMs > etcdReadTimeoutMs + etcdCommitTimeoutMs,
+  'a forward outlasts the read and the commit the owner may wait for, so a slow owner is not taken for a dead one',
+);
+assert.ok(
+  clusterForwardedOpBytesMax + 64 <= clusterForwardBodyBytesMax,
+  'one forwarded operation always fits a request',
+);
+assert.ok(
+  clusterForwardResponseBytesMax >= clusterForwardOpsMax * (recordBytesMax + 1024),
+  'an answer holds a record per operation',
+);
+assert.ok(
+  clusterForwardQueueOpsMax >= clusterForwardOpsMax * clusterForwardRequestsPerPeerMax,
+  'a peer queue holds the requests in flight to it at least once over',
+);
+assert.ok(clusterLeaseTtlSDefault >= clusterLeaseTtlSMin && clusterLeaseTtlSDefault <= clusterLeaseTtlSMax);
+assert.ok(clusterHandOverDrainMsMax > etcdCommitTimeoutMs, 'a hand-over lets a commit in flight land');
+assert.ok(clusterOwnerWaitMs < httpRequestTimeoutMs, 'a request waiting for an owner is answered before it times out');
 assert.ok(listLimitMax <= listScanEntriesMax, 'a listing page is reachable within the scan bound');
 assert.ok(reservationTtlMsDefault >= reservationTtlMsMin && reservationTtlMsDefault <= reservationTtlMsMax);
 assert.ok(idempotencyTtlMsDefault >= idempotencyTtlMsMin && idempotencyTtlMsDefault <= idempotencyTtlMsMax);

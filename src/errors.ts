@@ -39,6 +39,10 @@ export const errorCatalogue = {
   store_unavailable: { status: 503, title: 'The store could not commit; retry shortly' },
   backend_unavailable: { status: 503, title: 'The storage backend is unreachable; retry shortly' },
   backend_no_space: { status: 503, title: 'The storage backend is out of space' },
+  owner_unavailable: {
+    status: 503,
+    title: 'The instance that writes this SKU is changing or unreachable; retry shortly',
+  },
   watch_full: { status: 503, title: 'Too many watchers are connected; retry shortly' },
   not_ready: { status: 503, title: 'Service is starting or shutting down' },
   internal_error: { status: 500, title: 'Internal error' },

@@ -13,6 +13,9 @@
 //   idem-expiry/<ms>␀<idempotency id>       when that record may be forgotten
 //   adjustment/<sku>␀<id>                   audit trail of stock adjustments
 //   sweep/<sku>                             how far the expiry sweep has read the SKU's orders (a hint)
+//   cluster/members/<member id>             a live instance (etcd, under its lease): where peers reach it
+//   cluster/shards/<shard>                  which instance owns a shard of SKUs (etcd, under the owner's lease);
+//                                           its revision is the fence every commit of the shard's SKUs checks
 //
 // With a mirror (cutover/), a store also holds keys of its own that are never
 // mirrored (see `isMirrored`):
@@ -51,6 +54,8 @@ const seqDigits = 8;
 const outboxSeqDigits = 16;
 /** Characters of an idempotency id: 22 base64url characters carry 132 bits of SHA-256. */
 const idempotencyIdChars = 22;
+/** Digits of a shard number in its owner key (shards are counted in the hundreds at most). */
+const shardDigits = 3;
 
 function ms(value: number): string {
   return String(value).padStart(timestampDigits, '0');
@@ -108,7 +113,35 @@ export const keys = {
   routingSku: (sku: string) => `routing/sku/${sku}`,
   routingMovePrefix: 'routing/move/',
   routingMove: (id: string) => `routing/move/${id}`,
+
+  clusterPrefix: 'cluster/',
+  clusterMembersPrefix: 'cluster/members/',
+  clusterMember: (memberId: string) => `cluster/members/${memberId}`,
+  shardOwnersPrefix: 'cluster/shards/',
+  shardOwner: (shard: number) => `cluster/shards/${String(shard).padStart(shardDigits, '0')}`,
 } as const;
+
+/** A `cluster/members/` value: a live instance, as it announces itself. */
+export interface MemberRecord {
+  id: string;
+  /** Where peers send it the writes of the SKUs it owns (its advertised URL). */
+  url: string;
+  /** The shard count it hashes SKUs into; members that disagree cannot share SKUs. */
+  shards: number;
+}
+
+/** A `cluster/shards/` value: the member that owns the shard. */
+export interface ShardOwnerRecord {
+  owner: string;
+}
+
+/** The shard an owner key names, or undefined when the key is not a canonical owner key. */
+export function shardOfOwnerKey(key: string): number | undefined {
+  const digits = key.slice(keys.shardOwnersPrefix.length);
+  if (!key.startsWith(keys.shardOwnersPrefix) || !/^[0-9]+$/.test(digits)) return undefined;
+  const shard = Number(digits);
+  return keys.shardOwner(shard) === key ? shard : undefined;
+}
 
 /** The sequence number of an `outbox/` key. */
 export function seqOfOutboxKey(key: string): number {
@@ -119,8 +152,9 @@ export function seqOfOutboxKey(key: string): number {
  * Keys a store keeps for itself, never copied to a mirror nor compared by
  * reconcile: the layout marker (each store has its own), the outbox and the
  * mirror's resume point, the routing (it lives in etcd only), the sweep's
- * marks (hints, each store keeps its own), and a records migration's
- * checkpoint (migrate/importer.ts).
+ * marks (hints, each store keeps its own), a records migration's checkpoint
+ * (migrate/importer.ts), and distributed mode's members and shard owners
+ * (leased etcd keys of live instances; a mirrored service runs no cluster).
  */
 export const storeLocalPrefixes = [
   'outbox/',
@@ -130,6 +164,7 @@ export const storeLocalPrefixes = [
   'routing/',
   'sweep/',
   'migrate/',
+  'cluster/',
 ] as const;
 
 /** Whether a write to `key` is recorded in the outbox and applied to the mirror. */

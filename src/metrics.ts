@@ -43,6 +43,12 @@ const totalNamedGauges = [
   'nodejs_active_resources_total',
 ];
 
+/** What the cluster gauges show. */
+export interface ClusterFigures {
+  members: number;
+  shardsServing: number;
+}
+
 /** Fastify spells a literal colon in a route as `::` (`/v1/orders::batch`); the label shows the path clients call. */
 export function routeLabel(url: string | undefined): string {
   if (url === undefined) return 'unmatched';
@@ -102,6 +108,7 @@ export class Metrics {
     watch?: WatchHub;
     shedding?: () => boolean;
     cutover?: CutoverFigures;
+    cluster?: () => ClusterFigures;
   } = {};
 
   // ---- HTTP ----
@@ -208,6 +215,38 @@ export class Metrics {
     'Times the circuit breaker around the storage backend opened',
   );
 
+  // ---- cluster (distributed mode) ----
+  readonly clusterForwarded = counter(
+    this.registry,
+    'hotstock_cluster_forwarded_operations_total',
+    'Mutations sent to the instance that owns their SKU, by outcome: answered; refused (it no longer owned the SKU, nothing applied, routed again); failed (no answer, the client got 503)',
+    ['outcome'] as const,
+  );
+  readonly clusterFenceRefusals = counter(
+    this.registry,
+    'hotstock_cluster_fence_refusals_total',
+    'Commits refused because this instance did not own the SKU: by its own view (local) or by etcd, whose compare on the shard owner key failed (etcd)',
+    ['check'] as const,
+  );
+  readonly clusterHandOvers = counter(
+    this.registry,
+    'hotstock_cluster_shard_handovers_total',
+    'Shards this instance took (acquired) or handed over after its batches landed (released)',
+    ['direction'] as const,
+  );
+  readonly clusterMembers = sampledGauge(
+    this.registry,
+    'hotstock_cluster_members',
+    'Live instances this instance sees in the cluster (distributed mode)',
+    () => this.sources.cluster?.().members,
+  );
+  readonly clusterShardsOwned = sampledGauge(
+    this.registry,
+    'hotstock_cluster_shards_owned',
+    'Shards of SKUs whose writes this instance serves now (distributed mode)',
+    () => this.sources.cluster?.().shardsServing,
+  );
+
   private readonly skuStock = new SkuStockGauges(this.registry);
 
   // ---- cutover: mirror, moves, shadow reads ----
@@ -244,6 +283,11 @@ export class Metrics {
 
   followShedder(shedding: () => boolean): void {
     this.sources.shedding = shedding;
+  }
+
+  /** Cluster membership and ownership, read on scrape. */
+  followCluster(figures: () => ClusterFigures): void {
+    this.sources.cluster = figures;
   }
 
   followWatch(hub: WatchHub): void {

@@ -1,16 +1,27 @@
 // The composition root: store -> engine (warmed) -> sweeper -> HTTP server,
 // and the shutdown that unwinds them in reverse: stop accepting, drain
-// in-flight batches, stop the sweeper, close the store.
+// in-flight batches, stop the sweeper, close the store. On etcd, the cluster
+// (src/cluster/) sits around them: its fence around the store, its router
+// between the routes and the engine; it joins once the server listens and
+// hands its shards over before the server stops. With --mirror, the cutover
+// (src/cutover/) does instead: both stores behind their outboxes, the
+// routing the engine commits each SKU by, mirror workers, moves and shadow
+// reads. A service with a mirror is one instance, so the two never run
+// together (config.ts refuses the flags, cutover.ts a live cluster).
+import type { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { seedDemoCatalog } from './catalog/demo.ts';
+import { Cluster } from './cluster/cluster.ts';
 import type { ServeConfig } from './config.ts';
 import { lmdbMapSizeBytesDefault } from './constants.ts';
 import { type CutoverAdmin, cutoverAdmin, cutoverFigures, singleStoreAdmin } from './cutover/admin.ts';
 import { type Cutover, openCutover } from './cutover/cutover.ts';
 import { startStandalone } from './cutover/standalone.ts';
 import { Engine, type EngineObserver } from './engine/engine.ts';
+import type { Mutations } from './engine/mutations.ts';
 import { Sweeper } from './engine/sweeper.ts';
+import { ClusterKeys } from './http/auth.ts';
 import { LoadShedder } from './http/load-shedder.ts';
 import { Quotas } from './http/quota.ts';
 import { buildServer } from './http/server.ts';
@@ -19,7 +30,7 @@ import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { Secrets } from './secrets.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
-import type { Store } from './store/contract.ts';
+import { FenceRefusal, type Store } from './store/contract.ts';
 import { CountingStore } from './store/counting-store.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
 import { assertClusterFit } from './store/etcd-topology.ts';
@@ -51,6 +62,8 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
     batchCommitted: (skuId, size, commitMs) => metrics.batchCommitted(skuId, size, commitMs),
     operationDecided: (op, result) => metrics.operationDecided(op, result),
     storeFailed: (error) => {
+      // Not a failure: the SKU moved to another instance, which the router sends the batch to (counted by the fence).
+      if (error instanceof FenceRefusal) return;
       metrics.storeFailed();
       log.error({ err: error }, 'store commit failed; the batch was answered 503');
     },
@@ -65,6 +78,8 @@ function engineObserver(metrics: Metrics, log: Logger): EngineObserver {
 interface OpenedStore {
   store: Store;
   admin: Omit<StoreStatusDeps, 'store'>;
+  /** On etcd: the client and namespace, which the cluster's leases use too. */
+  etcd?: { client: Etcd3; prefix: string };
 }
 
 /**
@@ -107,8 +122,9 @@ async function openStore(
   });
   breaker.onStateChange((state) => log.warn({ state }, `etcd circuit breaker ${state}`));
   metrics.watchBreaker(breaker);
+  const client = createEtcdClient(connection);
   const store = new EtcdStore({
-    client: createEtcdClient(connection),
+    client,
     ownsClient: true,
     prefix: etcd.prefix,
     maxTxnOps: etcd.maxTxnOps,
@@ -120,6 +136,7 @@ async function openStore(
       breaker,
       etcd: { connection, prefix: etcd.prefix, expectMembers: etcd.expectMembers, quotaBytes: etcd.quotaBytes },
     },
+    etcd: { client, prefix: etcd.prefix },
   };
 }
 
@@ -149,6 +166,37 @@ async function openMirrored(config: Readonly<ServeConfig>, home: Store, log: Log
   }
 }
 
+interface ComposedStore {
+  /** What the engine, the sweeper and the watch use: counted, and on etcd fenced or, with a mirror, behind its outbox. */
+  store: Store;
+  cluster: Cluster | undefined;
+  cutover: Cutover | undefined;
+}
+
+/**
+ * The store as the service uses it: counted for the metrics; then with a
+ * mirror, behind its outbox (the engine commits each SKU through its own
+ * store's outbox); otherwise on etcd, fenced by shard ownership.
+ */
+async function composeStore(
+  opened: OpenedStore,
+  config: Readonly<ServeConfig>,
+  log: Logger,
+  metrics: Metrics,
+): Promise<ComposedStore> {
+  const counting = new CountingStore(opened.store);
+  metrics.countStore(counting);
+  if (config.mirror !== undefined) {
+    const cutover = await openMirrored(config, counting, log, metrics);
+    return { store: cutover.home, cluster: undefined, cutover };
+  }
+  if (opened.etcd === undefined || config.cluster === undefined) {
+    return { store: counting, cluster: undefined, cutover: undefined };
+  }
+  const cluster = new Cluster({ ...opened.etcd, feed: opened.store, config: config.cluster, log, metrics });
+  return { store: cluster.fence(counting), cluster, cutover: undefined };
+}
+
 /** Moves and shadow reads work through the engine: made once it exists, and reported on /metrics. */
 function attachCutover(cutover: Cutover | undefined, engine: Engine, metrics: Metrics): CutoverAdmin | undefined {
   if (cutover === undefined) return undefined;
@@ -169,16 +217,33 @@ function heapAfterGc(): { heapUsedAfterGcBytes?: number } {
   return { heapUsedAfterGcBytes: process.memoryUsage().heapUsed };
 }
 
-export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
+/** Whether the service is ready (after the start) and whether it is closing (it refuses new requests then). */
+interface Lifecycle {
+  ready: boolean;
+  closing: boolean;
+}
+
+/** Everything the service is made of, built and wired but not started. */
+interface Parts {
+  config: Readonly<ServeConfig>;
+  metrics: Metrics;
+  store: Store;
+  cluster: Cluster | undefined;
+  cutover: Cutover | undefined;
+  engine: Engine;
+  mutations: Mutations;
+  shedder: LoadShedder;
+  watch: WatchHub;
+  secrets: Secrets;
+  app: FastifyInstance;
+  sweeper: Sweeper;
+}
+
+async function buildParts(config: Readonly<ServeConfig>, lifecycle: Lifecycle): Promise<Parts> {
   const metrics = new Metrics();
   const log = createLogger(config.logLevel);
   const opened = await openStore(config, config.store, log, metrics);
-  const counted = new CountingStore(opened.store);
-  const admin = opened.admin;
-  metrics.countStore(counted);
-  // With a mirror, the engine commits each SKU through its own store's outbox (cutover/).
-  const cutover = config.mirror ? await openMirrored(config, counted, log, metrics) : undefined;
-  const store: Store = cutover?.home ?? counted;
+  const { store, cluster, cutover } = await composeStore(opened, config, log, metrics);
   const engine = new Engine(
     store,
     {
@@ -189,8 +254,9 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     },
     engineObserver(metrics, log),
   );
+  const mutations: Mutations = cluster?.route(engine) ?? engine;
   metrics.watchQueueDepth(() => engine.queueDepth);
-  const cutoverAdmin = attachCutover(cutover, engine, metrics) ?? singleStoreAdmin(engine, config.store);
+  const routingAdmin = attachCutover(cutover, engine, metrics) ?? singleStoreAdmin(engine, config.store);
   const shedder = new LoadShedder(config.shedEventLoopLagMs, (shedding, lagMs) =>
     log.warn(
       { lagMs },
@@ -203,8 +269,6 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   });
   metrics.followWatch(watch);
   metrics.followShedder(() => shedder.shedding);
-  let ready = false;
-  let closingStarted = false;
   const secrets = new Secrets(config, log);
   const quotas = new Quotas({
     userAttemptsPerMinute: config.userAttemptsPerMinute,
@@ -212,6 +276,11 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
   });
   const app = await buildServer({
     engine,
+    mutations,
+    internal: cluster && {
+      keys: new ClusterKeys(config.cluster!.keys),
+      serve: (ops) => cluster.serveForwarded(ops),
+    },
     metrics,
     apiKeys: secrets.apiKeys,
     quotas,
@@ -219,18 +288,36 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     tls: secrets.tls,
     watch,
     watchPublic: config.watchPublic,
-    isReady: () => ready,
-    isClosing: () => closingStarted,
+    isReady: () => lifecycle.ready,
+    isClosing: () => lifecycle.closing,
     isShedding: () => shedder.shedding,
     logger: log,
-    adminStatus: () => storeStatus({ store, ...admin }),
-    cutover: cutoverAdmin,
+    adminStatus: async () => ({
+      ...(await storeStatus({ store, ...opened.admin })),
+      ...(cluster ? { cluster: cluster.status() } : {}),
+    }),
+    cutover: routingAdmin,
     shadow: cutover?.shadow,
   });
-  const sweeper = new Sweeper(engine, config.sweepIntervalMs, (error) => app.log.error({ err: error }, 'sweep failed'));
+  const sweeper = new Sweeper(
+    engine,
+    config.sweepIntervalMs,
+    (error) => app.log.error({ err: error }, 'sweep failed'),
+    // Each instance expires the reservations of the SKUs it writes.
+    cluster && ((skuId) => cluster.serves(skuId)),
+  );
+  return { config, metrics, store, cluster, cutover, engine, mutations, shedder, watch, secrets, app, sweeper };
+}
+
+/**
+ * Starts the parts in order: layout, change feed, warm state, watch, the
+ * cluster's view or the mirror workers and interrupted moves, timers, the
+ * listener; then, on etcd, joins the cluster. Returns where it listens, what
+ * it seeded, and how to stop following the feed.
+ */
+async function bringUp(parts: Parts): Promise<{ url: string; seededSkus: number; unfollow: () => void }> {
+  const { config, store, engine, cluster, cutover, watch, app } = parts;
   let unfollow = () => {};
-  let url: string;
-  let seededSkus: number;
   try {
     // A store holding another layout is refused before anything reads it; an empty one is marked.
     await ensureLayout(store, { create: true });
@@ -242,46 +329,70 @@ export async function startService(config: Readonly<ServeConfig>): Promise<Servi
     unfollow = engine.followStore();
     const skus = await engine.warm();
     await watch.start();
+    await cluster?.start();
     await cutover?.start();
-    seededSkus = config.demo ? await seedDemoCatalog(engine) : 0;
-    metrics.followStock(engine);
+    const seed = async () => (config.demo ? seedDemoCatalog(engine, parts.mutations) : 0);
+    let seededSkus = cluster ? 0 : await seed();
+    parts.metrics.followStock(engine);
+    parts.sweeper.start();
+    parts.shedder.start();
+    const url = await app.listen({ host: config.host, port: config.port });
+    if (cluster) {
+      // Peers need this instance's address before it can own anything; the demo catalog needs owners.
+      await cluster.join(url);
+      seededSkus = await seed();
+    }
     app.log.info({ skus, seededSkus, revision: await store.revision(), ...heapAfterGc() }, 'engine warm');
-    sweeper.start();
-    shedder.start();
-    url = await app.listen({ host: config.host, port: config.port });
+    return { url, seededSkus, unfollow };
   } catch (error) {
-    // A failed start releases what it took (feeds, timers, the store's client), so the process can exit.
-    await sweeper.stop();
-    shedder.stop();
+    // A failed start releases what it took (feeds, timers, the lease, the store's client), so the process can exit.
+    await parts.sweeper.stop();
+    parts.shedder.stop();
     watch.close();
+    cluster?.close();
     unfollow();
+    await app.close();
     await cutover?.stop();
     await (cutover ? cutover.close() : store.close());
     throw error;
   }
-  ready = true;
+}
 
+/**
+ * Stops in reverse: on etcd, hands every shard over while still serving (so
+ * requests on their way here go to the new owners); then stops accepting,
+ * answers what is in flight, stops a move under way (the SKUs it fenced go on
+ * where they are), lets the writers finish their batches, and closes the
+ * store (with a mirror: lets the mirror catch up, bounded, and closes both).
+ * The grace period bounds each step; the store closes either way.
+ */
+async function shutDown(parts: Parts, lifecycle: Lifecycle, unfollow: () => void): Promise<void> {
+  lifecycle.ready = false;
+  const grace = AbortSignal.timeout(parts.config.shutdownGraceMs);
+  const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
+  await parts.cluster?.leave(grace);
+  lifecycle.closing = true;
+  await Promise.race([parts.app.close(), graceElapsed]);
+  await Promise.race([parts.cutover?.stop(), graceElapsed]);
+  await Promise.race([parts.engine.drain(), graceElapsed]);
+  await parts.sweeper.stop();
+  parts.shedder.stop();
+  parts.watch.close();
+  unfollow();
+  await (parts.cutover ? parts.cutover.close() : parts.store.close());
+}
+
+export async function startService(config: Readonly<ServeConfig>): Promise<Service> {
+  const lifecycle: Lifecycle = { ready: false, closing: false };
+  const parts = await buildParts(config, lifecycle);
+  const { url, seededSkus, unfollow } = await bringUp(parts);
+  lifecycle.ready = true;
   let closing: Promise<void> | undefined;
   const close = () => {
-    closing ??= (async () => {
-      ready = false;
-      closingStarted = true;
-      const grace = AbortSignal.timeout(config.shutdownGraceMs);
-      const graceElapsed = new Promise<void>((resolve) => grace.addEventListener('abort', () => resolve()));
-      // Stop accepting and answer what is in flight, then let the writers finish their batches;
-      // the grace period bounds each step, and the store closes either way.
-      await Promise.race([app.close(), graceElapsed]);
-      // A move under way stops first: the SKUs it fenced go on where they are, so the writers can drain.
-      await Promise.race([cutover?.stop(), graceElapsed]);
-      await Promise.race([engine.drain(), graceElapsed]);
-      await sweeper.stop();
-      shedder.stop();
-      watch.close();
-      unfollow();
-      await (cutover ? cutover.close() : store.close());
-    })();
+    closing ??= shutDown(parts, lifecycle, unfollow);
     return closing;
   };
+  const { app, engine, store, cutover, sweeper, shedder, metrics, watch, secrets } = parts;
   const reload = () => secrets.reload(config.tls ? (app.server as import('node:https').Server) : undefined);
   return { app, engine, store, cutover, sweeper, shedder, metrics, watch, url, seededSkus, reload, close };
 }

@@ -11,9 +11,11 @@ const name = '2 flash sale, 3000 req/s';
 const rate = 3_000;
 /** Generous enough that no answer should come near it; an answer later than this is a timeout. */
 const timeoutMs = 10_000;
-const p99TargetMs = 5;
+/** P99 may exceed bare Fastify's on the same schedule by this much. */
+const p99AboveFloorMsMax = 5;
 const connections = 256;
-const p999TargetMs = 20;
+/** P99.9 may exceed bare Fastify's on the same schedule by this much. */
+const p999AboveFloorMsMax = 15;
 
 export const flashSaleScenario: BenchScenario = {
   name,
@@ -75,14 +77,20 @@ export const flashSaleScenario: BenchScenario = {
         measure: 'P99 ms',
         value: load.all.p99Ms,
         baseline: { name: 'bare Fastify, same schedule', value: baseline.all.p99Ms },
-        target: { text: `<= ${p99TargetMs} ms`, met: load.all.p99Ms <= p99TargetMs },
+        target: {
+          text: `<= bare Fastify + ${p99AboveFloorMsMax} ms`,
+          met: load.all.p99Ms <= baseline.all.p99Ms + p99AboveFloorMsMax,
+        },
       },
       {
         scenario: name,
         measure: 'P99.9 ms',
         value: load.all.p999Ms,
         baseline: { name: 'bare Fastify, same schedule', value: baseline.all.p999Ms },
-        target: { text: `<= ${p999TargetMs} ms`, met: load.all.p999Ms <= p999TargetMs },
+        target: {
+          text: `<= bare Fastify + ${p999AboveFloorMsMax} ms`,
+          met: load.all.p999Ms <= baseline.all.p999Ms + p999AboveFloorMsMax,
+        },
         note: `P50 ${load.all.p50Ms} ms, max ${load.all.maxMs} ms (from each request's due time)`,
       },
       checkRow(name, run.check),

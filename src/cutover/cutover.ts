@@ -8,10 +8,10 @@ import type { ServeConfig } from '../config.ts';
 import { mirrorStopCatchUpMs } from '../constants.ts';
 import type { Engine } from '../engine/engine.ts';
 import { timeOrderedIds } from '../engine/time-ordered-ids.ts';
-import { ensureLayout, type StoreKind } from '../layout.ts';
+import { ensureLayout, keys, type StoreKind } from '../layout.ts';
 import type { Metrics } from '../metrics.ts';
 import { BackendBreaker } from '../store/backend-breaker.ts';
-import type { Store } from '../store/contract.ts';
+import { prefixEnd, type Store } from '../store/contract.ts';
 import { createEtcdClient, EtcdStore, isNoSpaceError } from '../store/etcd-store.ts';
 import { skusByStore } from './admin.ts';
 import { MirrorWorker } from './mirror-worker.ts';
@@ -73,11 +73,12 @@ export async function openCutover(
   log: Logger,
   metrics: Metrics,
 ): Promise<Cutover> {
+  const etcd = home.store.kind === 'etcd' ? home.store : mirror.store;
+  await refuseLiveCluster(etcd);
   // Marked first: an outbox's own keys must not be taken for another layout's data.
   await ensureLayout(home.store, { create: true });
   await ensureLayout(mirror.store, { create: true });
   const outboxes = { home: await OutboxStore.open(home.store), mirror: await OutboxStore.open(mirror.store) };
-  const etcd = home.store.kind === 'etcd' ? home.store : mirror.store;
   const routing = await Routing.load({ ...outboxes, etcd }, await startOver(home.store, mirror.store));
   // Until a clean stop says otherwise, neither store may run alone.
   await markStandalone(home.store, false, outboxes.home.stream);
@@ -107,6 +108,22 @@ export async function openCutover(
     metrics,
     stores: [home.store, mirror.store],
   });
+}
+
+/**
+ * A service with a mirror is one instance, which writes every SKU itself.
+ * Instances in distributed mode on the same etcd namespace would write its
+ * SKUs past its outbox and its moves' fences, so they must be stopped first.
+ * (Once this service has marked the stores, such an instance is refused at
+ * its own start: see standalone.ts.)
+ */
+async function refuseLiveCluster(etcd: Store): Promise<void> {
+  const prefix = keys.clusterMembersPrefix;
+  const members = await etcd.range({ start: prefix, end: prefixEnd(prefix), limit: 1 });
+  if (members.length === 0) return;
+  throw new RoutingError(
+    `instances in distributed mode (--cluster-key) are running on this etcd namespace (${members[0]!.key}): a service with --mirror is one instance, which writes every SKU itself; stop them first, or use another --etcd-prefix`,
+  );
 }
 
 /**

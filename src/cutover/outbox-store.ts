@@ -29,10 +29,10 @@ import {
   type VersionCheck,
   type Write,
 } from '../store/contract.ts';
-import { StoreDecorator } from '../store/store-decorator.ts';
+import { DelegatingStore } from '../store/delegating-store.ts';
 import { assertOutboxMeta } from './records.ts';
 
-export class OutboxStore extends StoreDecorator {
+export class OutboxStore extends DelegatingStore {
   private readonly ownLimits: StoreLimits;
   /** This outbox's identity: a mirror's resume point names the stream it follows. */
   readonly stream: string;

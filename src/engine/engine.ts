@@ -11,7 +11,8 @@ import { idempotencyId, keys } from '../layout.ts';
 import type { ChangeFeedGap, Entry, Store } from '../store/contract.ts';
 import { scanPrefix } from '../store/contract.ts';
 import type { DecideContext } from './decide.ts';
-import type { IdempotencyIntent, IfMatch, Operation, OperationResult, Rejected, ResolvedIntent } from './operations.ts';
+import type { MutationGuards, Mutations } from './mutations.ts';
+import type { IdempotencyIntent, Operation, OperationResult, Rejected, ResolvedIntent } from './operations.ts';
 import { rejected, storeRejection } from './operations.ts';
 import { listOrders, listSkus, type OrderQuery, type Page, type SkuQuery, type Versioned } from './queries.ts';
 import { SkuWriter, type WarmSku, type WriterHooks } from './sku-writer.ts';
@@ -37,17 +38,15 @@ export interface EngineObserver {
   feedGapped?(gap: ChangeFeedGap, rewarmError?: unknown): void;
 }
 
-/** What a guarded mutation carries besides its own fields. */
-export interface MutationGuards {
-  ifMatch?: IfMatch | undefined;
-  idempotency?: IdempotencyIntent | undefined;
-}
-
 function resolve(intent: IdempotencyIntent | undefined): ResolvedIntent | undefined {
   return intent && { id: idempotencyId(intent.scope, intent.key), fingerprint: intent.fingerprint ?? '' };
 }
 
-export class Engine {
+export type { MutationGuards } from './mutations.ts';
+
+type ReserveOp = Extract<Operation, { kind: 'reserve' }>;
+
+export class Engine implements Mutations {
   private readonly store: Store;
   readonly routing: StoreRouting;
   private readonly options: EngineOptions;
@@ -165,27 +164,57 @@ export class Engine {
     request: { qty: number; userId: string },
     intent?: IdempotencyIntent,
   ): Promise<OperationResult> {
-    const orderId = intent === undefined ? this.newId() : idempotencyId(intent.scope, intent.key);
-    const op: Operation = { kind: 'reserve', qty: request.qty, userId: request.userId, orderId };
+    const op = this.reserveOp(request, intent);
     if (intent === undefined || !this.isSoldOut(skuId)) return this.submit(skuId, op);
+    return (await this.soldOutUnlessAnswered(skuId, op)) ?? this.admit(skuId, op);
+  }
+
+  /**
+   * The answer to a reservation when it can come from memory: the SKU is
+   * sold out and the key holds no earlier answer. Undefined otherwise (the
+   * SKU's writer must decide). Any instance may answer this way, owner or not.
+   */
+  async soldOutAnswer(
+    skuId: string,
+    request: { qty: number; userId: string },
+    intent?: IdempotencyIntent,
+  ): Promise<Rejected | undefined> {
+    if (!this.isSoldOut(skuId)) return undefined;
+    const op = this.reserveOp(request, intent);
+    return intent === undefined ? this.soldOut(skuId, op) : this.soldOutUnlessAnswered(skuId, op);
+  }
+
+  private reserveOp(request: { qty: number; userId: string }, intent: IdempotencyIntent | undefined): ReserveOp {
+    const orderId = intent === undefined ? this.newId() : idempotencyId(intent.scope, intent.key);
+    return { kind: 'reserve', qty: request.qty, userId: request.userId, orderId };
+  }
+
+  /** Sold out, unless the key may already hold an answer, which a retry must hear again. */
+  private async soldOutUnlessAnswered(skuId: string, op: ReserveOp): Promise<Rejected | undefined> {
     try {
-      const found = await this.routing.storeFor(skuId).getMany([keys.order(orderId), keys.idempotency(orderId)]);
+      const found = await this.routing.storeFor(skuId).getMany([keys.order(op.orderId), keys.idempotency(op.orderId)]);
       if (found.every((entry) => entry === undefined)) return this.soldOut(skuId, op);
     } catch {
       // Unknown whether the key holds an answer: the writer reads again and answers either way.
     }
-    return this.admit(skuId, op);
+    return undefined;
   }
 
-  /** Moves an order to its next state; the order is read once, to find its SKU's writer. */
+  /**
+   * Moves an order to its next state; the order is read once, to find its
+   * SKU's writer (`known`: already read by the caller, e.g. to route it).
+   */
   async transition(
     orderId: string,
     action: Exclude<OrderAction, 'expire'>,
     guards: MutationGuards,
+    known?: Versioned<OrderRecord>,
   ): Promise<OperationResult> {
     let hint: Entry<OrderRecord> | undefined;
     try {
-      hint = await this.routing.getOrder(orderId);
+      hint = known
+        ? { key: keys.order(orderId), value: known.record, version: known.version }
+        : await this.routing.getOrder(orderId);
     } catch (error) {
       return storeRejection(error, 'the store could not be read');
     }
@@ -230,7 +259,7 @@ export class Engine {
     return state !== undefined && available(state.record) === 0;
   }
 
-  private soldOut(skuId: string, op: Operation): OperationResult {
+  private soldOut(skuId: string, op: Operation): Rejected {
     const result = rejected('sold_out', `SKU ${skuId} is sold out`);
     this.observer.operationDecided(op, result);
     return result;
@@ -328,6 +357,13 @@ export class Engine {
   /** Lifts the fence of a SKU that moved: its writer commits to `store` from now on, starting from `warm`. */
   rehomeSku(skuId: string, store: Store, warm: WarmSku | undefined): void {
     this.writers.get(skuId)?.rehome(store, warm);
+  }
+
+  /** Resolves once the writer of every SKU `matches` picks has answered all it holds (a shard hand-over). */
+  async drainWhere(matches: (skuId: string) => boolean): Promise<void> {
+    const draining: Promise<void>[] = [];
+    for (const [skuId, writer] of this.writers) if (matches(skuId)) draining.push(writer.drained());
+    await Promise.all(draining);
   }
 
   /** Stops taking new work and waits for every queued operation to be answered. */

@@ -2,7 +2,7 @@
 import type { OrderAction } from '../domain/order-state.ts';
 import type { CatalogEntry, OrderRecord, SkuRecord } from '../domain/types.ts';
 import type { ErrorCode } from '../errors.ts';
-import { type Entry, StoreFailure } from '../store/contract.ts';
+import { type Entry, FenceRefusal, StoreFailure } from '../store/contract.ts';
 
 /**
  * A request's idempotency key as the HTTP layer hands it over: the caller's
@@ -57,6 +57,8 @@ export interface Rejected {
   code: ErrorCode;
   detail: string;
   extra?: Record<string, unknown> | undefined;
+  /** Certainly not applied because this instance does not own the SKU: the owner may take it instead. */
+  reroutable?: true;
 }
 
 export interface Accepted {
@@ -77,6 +79,7 @@ export function rejected(code: ErrorCode, detail: string, extra?: Record<string,
 
 /** A store failure's answer: its own code when the store gave one (breaker open, out of space). */
 export function storeRejection(error: unknown, detail: string): Rejected {
+  if (error instanceof FenceRefusal) return { ...rejected(error.code, error.message), reroutable: true };
   if (error instanceof StoreFailure) return rejected(error.code, error.message);
   return rejected('store_unavailable', detail);
 }

@@ -299,6 +299,7 @@ export class SkuWriter {
   private async prepare(): Promise<Decided | undefined> {
     const layeredOn = this.inflight.findLast((ahead) => ahead.writes && ahead.revision === undefined);
     const batch = this.take();
+    if (batch.length === 0) return undefined; // every request waiting was too late, and has been answered
     let ws: WorkingSet;
     try {
       ws = await readBatch(

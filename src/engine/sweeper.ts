@@ -18,6 +18,12 @@
 // are dropped on each store only for SKUs authoritative there, while no move
 // switches a SKU's store, so a drop never reaches a mirror after the SKU has
 // moved to it.
+//
+// In distributed mode, each instance expires the reservations of the SKUs it
+// writes (`sweeps`): an expiry is a transition its SKU's writer decides, and
+// only the owner's writer can commit it. Lapsed idempotency records carry no
+// SKU record, so any instance may drop them; their version checks make
+// concurrent drops harmless.
 import { scanPageEntries, sweepEntriesMax } from '../constants.ts';
 import type { OrderRecord } from '../domain/types.ts';
 import {
@@ -52,11 +58,23 @@ export class Sweeper {
   private stopped = false;
   private readonly onError: (error: unknown) => void;
   private readonly marks = new Map<string, SkuMark>();
+  private readonly sweeps: (skuId: string) => boolean;
 
-  constructor(engine: Engine, intervalMs: number, onError: (error: unknown) => void) {
+  /**
+   * `sweeps` picks the SKUs whose reservations this instance expires (in
+   * distributed mode, those it writes); each SKU's own store is the engine's
+   * routing's.
+   */
+  constructor(
+    engine: Engine,
+    intervalMs: number,
+    onError: (error: unknown) => void,
+    sweeps: ((skuId: string) => boolean) | undefined = undefined,
+  ) {
     this.engine = engine;
     this.intervalMs = intervalMs;
     this.onError = onError;
+    this.sweeps = sweeps ?? (() => true);
   }
 
   start(): void {
@@ -92,7 +110,7 @@ export class Sweeper {
     const moved = new Map<Store, Write[]>();
     for (const skuId of this.engine.skuIds()) {
       if (budget <= 0) break;
-      if ((this.engine.getSku(skuId)?.record.reserved ?? 0) === 0) continue;
+      if ((this.engine.getSku(skuId)?.record.reserved ?? 0) === 0 || !this.sweeps(skuId)) continue;
       const mark = this.marks.get(skuId) ?? (await this.loadMark(skuId));
       if (mark.nextDueMs > nowMs) continue;
       const pass = await this.sweepSku(skuId, mark, nowMs, budget);

@@ -11,7 +11,10 @@
 // key rotation (or SIGHUP that changes the keys) then ends open listings:
 // their next page is invalid_cursor, and the client starts again.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import type { Rejected } from '../engine/operations.ts';
+import type { Page } from '../engine/queries.ts';
 import { HttpProblem } from '../errors.ts';
+import { orProblem } from './request-context.ts';
 
 const formatVersion = 1;
 const ivBytes = 12;
@@ -78,4 +81,23 @@ export class CursorSealer {
       throw invalid();
     }
   }
+}
+
+/**
+ * One page of a listing as the API sends it: the engine reads from the
+ * position the client's cursor seals, the items are rendered, and the next
+ * position is sealed again, bound to the same listing and filters.
+ */
+export async function listingPage<R, V>(
+  cursors: CursorSealer,
+  binding: string,
+  cursor: string | undefined,
+  read: (after: string | undefined) => Promise<Page<R> | Rejected>,
+  view: (item: R) => V,
+): Promise<{ items: V[]; nextCursor: string | null }> {
+  const page = orProblem(await read(cursor === undefined ? undefined : cursors.unseal(cursor, binding)));
+  return {
+    items: page.items.map(view),
+    nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
+  };
 }

@@ -55,7 +55,7 @@ function impliedErrors(route: RouteOptions): ErrorCode[] {
     codes.push('validation_failed');
   }
   if (methods.includes('POST') || methods.includes('PUT')) {
-    codes.push('store_unavailable', 'backend_unavailable', 'backend_no_space');
+    codes.push('store_unavailable', 'backend_unavailable', 'backend_no_space', 'owner_unavailable');
   }
   return codes;
 }

@@ -20,6 +20,8 @@ export type RateLimitReason = 'client_quota' | 'user_attempts';
 interface Bucket {
   tokens: number;
   atMs: number;
+  /** Whether the last request took a token. */
+  allowed: boolean;
 }
 
 export interface BucketVerdict {
@@ -32,7 +34,13 @@ export interface BucketVerdict {
   retryAfterSeconds: number;
 }
 
-/** Token buckets by key, least recently used first; past `bucketsMax` the oldest is forgotten. */
+/**
+ * Token buckets by key. A bucket is updated in place: reordering the map on
+ * every request (to keep it in least-recently-used order) cost more than the
+ * rest of a batch item's admission. Past `bucketsMax`, the oldest created
+ * hundredth is dropped at once, so a storm of new keys costs no scan per key;
+ * a dropped bucket comes back full, which is also what an idle one becomes.
+ */
 export class TokenBuckets {
   private readonly buckets = new Map<string, Bucket>();
   private readonly bucketsMax: number;
@@ -48,22 +56,42 @@ export class TokenBuckets {
   }
 
   take(key: string, rate: QuotaRate): BucketVerdict {
+    return verdictOf(this.spend(key, rate), rate);
+  }
+
+  /** Refills the key's bucket and takes a token if there is one (`allowed` says whether it could). */
+  spend(key: string, rate: QuotaRate): Bucket {
     const now = this.nowMs();
-    const bucket = this.buckets.get(key) ?? { tokens: rate.burst, atMs: now };
-    this.buckets.delete(key);
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      if (this.buckets.size >= this.bucketsMax) this.dropOldest();
+      bucket = { tokens: rate.burst, atMs: now, allowed: false };
+      this.buckets.set(key, bucket);
+    }
     bucket.tokens = Math.min(rate.burst, bucket.tokens + ((now - bucket.atMs) / 1000) * rate.rps);
     bucket.atMs = now;
-    const allowed = bucket.tokens >= 1;
-    if (allowed) bucket.tokens -= 1;
-    this.buckets.set(key, bucket);
-    if (this.buckets.size > this.bucketsMax) this.buckets.delete(this.buckets.keys().next().value as string);
-    return {
-      allowed,
-      remaining: Math.floor(bucket.tokens),
-      fullInSeconds: Math.ceil((rate.burst - bucket.tokens) / rate.rps),
-      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - bucket.tokens) / rate.rps)),
-    };
+    bucket.allowed = bucket.tokens >= 1;
+    if (bucket.allowed) bucket.tokens -= 1;
+    return bucket;
   }
+
+  private dropOldest(): void {
+    let drop = Math.max(1, Math.floor(this.bucketsMax / 100));
+    for (const key of this.buckets.keys()) {
+      this.buckets.delete(key);
+      if (--drop === 0) return;
+    }
+  }
+}
+
+/** What a bucket says after a request: allowed or not, and the RateLimit figures. */
+export function verdictOf(bucket: Bucket, rate: QuotaRate): BucketVerdict {
+  return {
+    allowed: bucket.allowed,
+    remaining: Math.floor(bucket.tokens),
+    fullInSeconds: Math.ceil((rate.burst - bucket.tokens) / rate.rps),
+    retryAfterSeconds: bucket.allowed ? 0 : Math.max(1, Math.ceil((1 - bucket.tokens) / rate.rps)),
+  };
 }
 
 /** The RateLimit-Policy window of a bucket: the seconds it takes to refill from empty. */
@@ -133,8 +161,9 @@ export class Quotas {
   /** One reservation attempt of `userId` on `sku`: undefined when allowed, else the 429 to answer. */
   admitAttempt(userId: string, sku: string): HttpProblem | undefined {
     if (this.options.userAttemptsPerMinute === 0) return undefined;
-    const verdict = this.attempts.take(`${sku}\u0000${userId}`, this.attemptRate);
-    if (verdict.allowed) return undefined;
+    const bucket = this.attempts.spend(`${sku}\u0000${userId}`, this.attemptRate);
+    if (bucket.allowed) return undefined;
+    const verdict = verdictOf(bucket, this.attemptRate);
     this.options.onRefused('user_attempts');
     return rateLimited(
       'user_attempts',

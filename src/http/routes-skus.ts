@@ -2,16 +2,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { CatalogEntry } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Mutations } from '../engine/mutations.ts';
 import { HttpProblem } from '../errors.ts';
-import { type CursorSealer, cursorBinding } from './cursor.ts';
-import {
-  ifMatchOf,
-  optionalIdempotency,
-  orProblem,
-  requiredIdempotency,
-  sendResult,
-  sendVersioned,
-} from './request-context.ts';
+import { type CursorSealer, cursorBinding, listingPage } from './cursor.ts';
+import { ifMatchOf, optionalIdempotency, requiredIdempotency, sendResult, sendVersioned } from './request-context.ts';
 import type { ShadowHook } from './routes-cutover.ts';
 import {
   jsonResponse,
@@ -40,7 +34,17 @@ interface PutSkuBody extends Omit<CatalogEntry, 'maxPerUser'> {
   initialStock?: number;
 }
 
-function putSkuRoute(app: FastifyInstance, engine: Engine): void {
+export interface SkuRouteDeps {
+  /** Reads. */
+  engine: Engine;
+  /** Catalog changes and adjustments. */
+  mutations: Mutations;
+  cursors: CursorSealer;
+  /** Shadow reads against the mirror, when the service runs with one. */
+  shadow?: ShadowHook | undefined;
+}
+
+function putSkuRoute(app: FastifyInstance, mutations: Mutations): void {
   app.put<{ Params: SkuParams; Body: PutSkuBody }>(
     '/v1/skus/:sku',
     {
@@ -72,7 +76,7 @@ function putSkuRoute(app: FastifyInstance, engine: Engine): void {
     },
     async (request, reply) => {
       const { initialStock, maxPerUser, ...rest } = request.body;
-      const result = await engine.upsert(
+      const result = await mutations.upsert(
         request.params.sku,
         { entry: { ...rest, maxPerUser: maxPerUser ?? null }, initialStock },
         {
@@ -85,7 +89,7 @@ function putSkuRoute(app: FastifyInstance, engine: Engine): void {
   );
 }
 
-function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
+function adjustmentRoute(app: FastifyInstance, mutations: Mutations): void {
   app.post<{ Params: SkuParams; Body: { delta: number; reason: string } }>(
     '/v1/skus/:sku/adjustments',
     {
@@ -115,7 +119,7 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
     },
     async (request, reply) => {
       const idempotency = requiredIdempotency(request, `POST /v1/skus/${request.params.sku}/adjustments`);
-      const result = await engine.adjust(request.params.sku, request.body, {
+      const result = await mutations.adjust(request.params.sku, request.body, {
         ifMatch: ifMatchOf(request),
         idempotency,
       });
@@ -124,14 +128,9 @@ function adjustmentRoute(app: FastifyInstance, engine: Engine): void {
   );
 }
 
-export function skuRoutes(
-  app: FastifyInstance,
-  engine: Engine,
-  cursors: CursorSealer,
-  shadow: ShadowHook | undefined,
-): void {
-  putSkuRoute(app, engine);
-  adjustmentRoute(app, engine);
+export function skuRoutes(app: FastifyInstance, { engine, mutations, cursors, shadow }: SkuRouteDeps): void {
+  putSkuRoute(app, mutations);
+  adjustmentRoute(app, mutations);
 
   app.get<{ Params: SkuParams }>(
     '/v1/skus/:sku',
@@ -177,12 +176,13 @@ export function skuRoutes(
     async (request) => {
       const { cursor, ...query } = request.query;
       const binding = cursorBinding('skus', [query.product, query.size, query.color]);
-      const after = cursor === undefined ? undefined : cursors.unseal(cursor, binding);
-      const page = orProblem(await engine.listSkus({ ...query, after }));
-      return {
-        items: page.items.map((item) => skuView(item.record, item.version)),
-        nextCursor: page.next === null ? null : cursors.seal(page.next, binding),
-      };
+      return listingPage(
+        cursors,
+        binding,
+        cursor,
+        (after) => engine.listSkus({ ...query, after }),
+        (item) => skuView(item.record, item.version),
+      );
     },
   );
 }

@@ -330,6 +330,13 @@ const adminStatusSchema = {
       additionalProperties: true,
       description: 'etcd mode: endpoints, prefix, members, alarms, DB size against the quota, problems, warnings',
     },
+    cluster: {
+      type: 'object',
+      additionalProperties: true,
+      description:
+        'etcd mode: this instance (memberId, url, connected), the live members, and the shards of SKUs: how many ' +
+        'this instance holds and serves, and how many each member owns',
+    },
   },
 } as const;
 

@@ -19,6 +19,7 @@ import {
 } from '../constants.ts';
 import type { CutoverAdmin } from '../cutover/admin.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Mutations } from '../engine/mutations.ts';
 import { type ErrorCode, HttpProblem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WatchHub } from '../watch/hub.ts';
@@ -40,6 +41,7 @@ import { refuseUnhonoured } from './request-context.ts';
 import { requestIdOf, returnRequestId } from './request-id.ts';
 import { type AdminStatus, adminRoutes } from './routes-admin.ts';
 import { cutoverRoutes, type ShadowHook } from './routes-cutover.ts';
+import { type InternalDeps, internalRoutes } from './routes-internal.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { orderRoutes } from './routes-orders.ts';
 import { skuRoutes } from './routes-skus.ts';
@@ -55,7 +57,12 @@ declare module 'fastify' {
 }
 
 export interface ServerDeps {
+  /** Reads (SKUs from memory, orders and listings from the store). */
   engine: Engine;
+  /** Mutations: the engine itself, or in distributed mode the router that has the SKU's owner do them. */
+  mutations: Mutations;
+  /** Distributed mode: the route peers forward writes on, and its key. */
+  internal?: InternalDeps | undefined;
   metrics: Metrics;
   apiKeys: ApiKeys;
   quotas: Quotas;
@@ -183,7 +190,8 @@ function admitRequest(deps: ServerDeps, request: FastifyRequest, reply: FastifyR
     throw new HttpProblem('uri_too_long', `URIs are limited to ${requestUriBytesMax} bytes`);
   if (deps.isClosing()) throw new HttpProblem('not_ready', 'the service is shutting down');
   const config = request.routeOptions.config;
-  request.principal = deps.apiKeys.authenticate(request, config.role ?? 'none');
+  if (config.role === 'cluster') deps.internal!.keys.authenticate(request);
+  else request.principal = deps.apiKeys.authenticate(request, config.role ?? 'none');
   if (request.principal !== undefined) {
     const rateHeaders = deps.quotas.admitClient(request.principal.scope, request.principal.quota);
     if (rateHeaders !== undefined) reply.headers(rateHeaders);
@@ -262,8 +270,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done();
   });
 
-  skuRoutes(app, deps.engine, deps.cursors, deps.shadow);
-  orderRoutes(app, { engine: deps.engine, cursors: deps.cursors, quotas: deps.quotas, shadow: deps.shadow });
+  const { engine, mutations, cursors, shadow } = deps;
+  skuRoutes(app, { engine, mutations, cursors, shadow });
+  orderRoutes(app, { engine, mutations, cursors, quotas: deps.quotas, shadow });
+  if (deps.internal !== undefined) internalRoutes(app, deps.internal);
   watchRoutes(app, deps.watch, deps.watchPublic);
   opsRoutes(app, deps.metrics, deps.isReady);
   adminRoutes(app, deps.adminStatus);

@@ -1,5 +1,5 @@
-// The built-in importer for the legacy shirt layout (DESIGN.md, "The legacy
-// etcd layout"), relative to the migration prefix:
+// The built-in importer for the legacy shirt layout (README, "Mappings": the
+// layout of the system hotstock replaces), relative to the migration prefix:
 //
 //   shirt:sku:<sku> -> {"name","size","color","stock","price","limit"?}
 //   order:<id>      -> {"sku","qty","user","status","ts"}

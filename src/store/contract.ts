@@ -65,7 +65,7 @@ export interface ChangeFeedGap {
 export type GapListener = (gap: ChangeFeedGap) => void;
 
 /** Codes (from the error catalogue) a store failure can carry to the client. */
-export type StoreFailureCode = 'backend_unavailable' | 'backend_no_space';
+export type StoreFailureCode = 'backend_unavailable' | 'backend_no_space' | 'owner_unavailable';
 
 /**
  * A store failure the client should hear about precisely: the backend is
@@ -81,6 +81,19 @@ export class StoreFailure extends Error {
     this.name = 'StoreFailure';
     this.code = code;
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * A commit refused because this instance does not own the SKU it writes (in
+ * distributed mode, see cluster/fenced-store.ts): refused before it was
+ * sent, or by etcd's compare on the ownership key. Either way nothing was
+ * applied, so the operations may be sent to the SKU's owner instead.
+ */
+export class FenceRefusal extends StoreFailure {
+  constructor(message: string, retryAfterSeconds: number) {
+    super('owner_unavailable', message, retryAfterSeconds);
+    this.name = 'FenceRefusal';
   }
 }
 

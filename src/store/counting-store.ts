@@ -3,9 +3,9 @@
 // one so the metrics (and the benchmark, which divides by the reservations it
 // made) show what each operation really costs the store.
 import type { PendingCommit, VersionCheck, Write } from './contract.ts';
-import { StoreDecorator } from './store-decorator.ts';
+import { DelegatingStore } from './delegating-store.ts';
 
-export class CountingStore extends StoreDecorator {
+export class CountingStore extends DelegatingStore {
   commits = 0;
   writes = 0;
   checks = 0;

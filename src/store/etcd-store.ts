@@ -7,9 +7,9 @@
 //   contract's UTF-8 byte order.
 // - A commit is one Txn: each version check is a `mod_revision` compare (0
 //   means absent: etcd compares an absent key's mod_revision as 0), the writes
-//   are the success branch, and the failure branch reads the checked keys so
-//   a conflict names exactly the keys that moved. A commit is never split:
-//   one that does not fit etcd's limits is refused whole.
+//   are the success branch; after a conflict the checked keys are read to name
+//   the ones that moved. A commit is never split: one that does not fit
+//   etcd's limits is refused whole.
 // - The store revision is etcd's header revision; an entry's version is its
 //   mod_revision. etcd fsyncs its log on a quorum before it answers.
 // - The change feed is one etcd watch over the prefix. It resumes from the
@@ -170,6 +170,27 @@ interface Subscriber {
   fromRevision: number;
 }
 
+/**
+ * A put from the change feed whose value is parsed when first read: the
+ * feed carries every write (orders included), and its subscribers look at
+ * SKU records only. A value that is not JSON throws where it is read, inside
+ * that subscriber's call, which the feed isolates.
+ */
+function lazyPut(key: string, raw: Buffer): Write {
+  let parsed: { value: unknown } | undefined;
+  return {
+    type: 'put',
+    key,
+    get value() {
+      parsed ??= { value: JSON.parse(raw.toString('utf8')) };
+      return parsed.value;
+    },
+  };
+}
+
+/** Protobuf framing of one Txn operation (field tags, lengths, the op's own fields), counted generously. */
+const txnOpFramingBytes = 32;
+
 function deadline(timeoutMs: number): { deadline: number } {
   return { deadline: Date.now() + timeoutMs };
 }
@@ -201,8 +222,7 @@ export class EtcdStore implements Store {
     this.prefixBytes = Buffer.from(options.prefix, 'utf8');
     this.maxTxnOps = options.maxTxnOps;
     this.breaker = options.breaker;
-    // etcd caps compares, success ops and failure ops at max-txn-ops each; the
-    // failure branch holds one read per check, so checks and writes each get the whole cap.
+    // etcd caps compares and success ops at max-txn-ops each, so checks and writes each get the whole cap.
     this.limits = {
       commitChecksMax: options.maxTxnOps,
       commitWritesMax: options.maxTxnOps,
@@ -310,60 +330,52 @@ export class EtcdStore implements Store {
     return response.kvs.map((kv) => this.entry<V>(kv));
   }
 
-  /**
-   * Bytes of the Txn request: prefixed keys (checked keys twice: compare and
-   * failure read) and the values, each encoded once here for the request too.
-   */
-  private requestBytes(
-    checks: readonly VersionCheck[],
-    writes: readonly Write[],
-    values: (Buffer | undefined)[],
-  ): number {
-    let bytes = 0;
-    for (const check of checks) bytes += 2 * (this.prefixBytes.length + Buffer.byteLength(check.key)) + 32;
-    for (const [i, write] of writes.entries()) {
-      bytes += this.prefixBytes.length + Buffer.byteLength(write.key) + 16 + (values[i]?.length ?? 0);
-    }
-    return bytes;
-  }
-
   async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
     // Over-limit commits are refused whole, before etcd sees them: never split, never half-applied.
     assert.ok(checks.length <= this.limits.commitChecksMax, 'commit exceeds commitChecksMax');
     assert.ok(writes.length <= this.limits.commitWritesMax, 'commit exceeds commitWritesMax');
-    const values = writes.map((write) =>
-      write.type === 'put' ? Buffer.from(JSON.stringify(write.value), 'utf8') : undefined,
-    );
-    const bytes = this.requestBytes(checks, writes, values);
+    const compare = checks.map((check) => ({
+      key: this.key(check.key),
+      target: 'Mod' as const,
+      result: 'Equal' as const,
+      mod_revision: check.version,
+    }));
+    // Each value is serialized once, and the request's size counted from what is sent.
+    let bytes = 0;
+    const success: IRequestOp[] = writes.map((write) => {
+      const key = this.key(write.key);
+      if (write.type === 'delete') {
+        bytes += key.length + txnOpFramingBytes;
+        return { request_delete_range: { key } };
+      }
+      const value = Buffer.from(JSON.stringify(write.value), 'utf8');
+      bytes += key.length + value.length + txnOpFramingBytes;
+      return { request_put: { key, value } };
+    });
+    for (const check of compare) bytes += check.key.length + txnOpFramingBytes;
     assert.ok(bytes <= etcdRequestBytesMax, `commit of ${bytes} bytes exceeds etcd's request limit`);
-    const success: IRequestOp[] = writes.map((write, i) =>
-      write.type === 'put'
-        ? { request_put: { key: this.key(write.key), value: values[i]! } }
-        : { request_delete_range: { key: this.key(write.key) } },
-    );
     const response = await this.call(
-      () =>
-        this.client.kv.txn(
-          {
-            compare: checks.map((check) => ({
-              key: this.key(check.key),
-              target: 'Mod' as const,
-              result: 'Equal' as const,
-              mod_revision: check.version,
-            })),
-            success,
-            failure: checks.map((check) => ({ request_range: { key: this.key(check.key), keys_only: true } })),
-          },
-          deadline(etcdCommitTimeoutMs),
-        ),
+      () => this.client.kv.txn({ compare, success, failure: [] }, deadline(etcdCommitTimeoutMs)),
       false,
     );
     const revision = this.see(response.header.revision);
     if (response.succeeded) return { ok: true, revision };
-    const conflictKeys = checks
-      .filter((check, i) => Number(response.responses[i]?.response_range.kvs[0]?.mod_revision ?? 0) !== check.version)
-      .map((check) => check.key);
-    return { ok: false, conflictKeys };
+    return { ok: false, conflictKeys: await this.movedKeys(checks) };
+  }
+
+  /**
+   * The checked keys whose versions differ now: read after a failed commit,
+   * rather than carried as a failure branch in every commit (one more
+   * operation per check to encode and decode, for the rare conflict). If
+   * etcd cannot say, every checked key is named.
+   */
+  private async movedKeys(checks: readonly VersionCheck[]): Promise<string[]> {
+    try {
+      const current = await this.getMany(checks.map((check) => check.key));
+      return checks.filter((check, i) => (current[i]?.version ?? 0) !== check.version).map((check) => check.key);
+    } catch {
+      return checks.map((check) => check.key);
+    }
   }
 
   async revision(): Promise<number> {
@@ -445,11 +457,7 @@ export class EtcdStore implements Store {
       }
       change ??= { revision, writes: [] };
       const key = this.unkey(event.kv.key);
-      change.writes.push(
-        event.type === 'Delete'
-          ? { type: 'delete', key }
-          : { type: 'put', key, value: JSON.parse(event.kv.value.toString('utf8')) },
-      );
+      change.writes.push(event.type === 'Delete' ? { type: 'delete', key } : lazyPut(key, event.kv.value));
     }
     if (change) this.deliver(change);
   }

@@ -102,7 +102,12 @@ interface RefusalCase {
   overrides?: Record<string, string | null>;
   env?: Record<string, string>;
   names: RegExp[];
+  /** Secrets the refusal must not repeat. */
+  hides?: string[];
 }
+
+const onEtcd = { '--store': 'etcd', '--etcd-endpoints': 'http://127.0.0.1:1' };
+const goodClusterKey = 'config-test-cluster-key-0123456789';
 
 const refusals: RefusalCase[] = [
   { name: '--port abc', overrides: { '--port': 'abc' }, names: [/--port\b/] },
@@ -138,6 +143,36 @@ const refusals: RefusalCase[] = [
     name: '--etcd-cert without --etcd-key',
     overrides: { '--store': 'etcd', '--etcd-endpoints': 'http://127.0.0.1:1', '--etcd-cert': '/etc/hostname' },
     names: [/--etcd-cert\b/, /--etcd-key\b/],
+  },
+  { name: '--store etcd without --cluster-key', overrides: onEtcd, names: [/--cluster-key\b/] },
+  {
+    name: 'a short --cluster-key, without repeating it',
+    overrides: { ...onEtcd, '--cluster-key': 'short-secret-value' },
+    names: [/--cluster-key\b/, /at least 32/],
+    hides: ['short-secret-value'],
+  },
+  {
+    name: 'a short HOTSTOCK_CLUSTER_KEY, without repeating it',
+    overrides: onEtcd,
+    env: { HOTSTOCK_CLUSTER_KEY: `${goodClusterKey},short-env-secret` },
+    names: [/--cluster-key\b/, /HOTSTOCK_CLUSTER_KEY/],
+    hides: ['short-env-secret', goodClusterKey],
+  },
+  {
+    name: '--cluster-key on the embedded store',
+    overrides: { '--cluster-key': goodClusterKey },
+    names: [/--cluster-key\b/, /--store etcd/],
+    hides: [goodClusterKey],
+  },
+  {
+    name: '--cluster-lease-ttl-s 1',
+    overrides: { ...onEtcd, '--cluster-key': goodClusterKey, '--cluster-lease-ttl-s': '1' },
+    names: [/--cluster-lease-ttl-s\b/],
+  },
+  {
+    name: '--cluster-advertise-url with a path',
+    overrides: { ...onEtcd, '--cluster-key': goodClusterKey, '--cluster-advertise-url': 'http://10.0.0.7:8080/x' },
+    names: [/--cluster-advertise-url\b/],
   },
   {
     name: '--breaker-failure-rate 2',
@@ -178,6 +213,28 @@ const refusals: RefusalCase[] = [
     overrides: { '--shadow-read-ratio': '0.1' },
     names: [/--shadow-read-ratio\b/, /--mirror\b/],
   },
+  {
+    name: '--mirror lmdb with --cluster-key, without repeating it',
+    overrides: { ...onEtcd, '--mirror': 'lmdb', '--cluster-key': goodClusterKey },
+    names: [/--mirror\b/, /--cluster-key\b/, /one instance/],
+    hides: [goodClusterKey],
+  },
+  {
+    name: '--mirror etcd with --cluster-advertise-url',
+    overrides: {
+      '--mirror': 'etcd',
+      '--etcd-endpoints': 'http://127.0.0.1:1',
+      '--cluster-advertise-url': 'http://10.0.0.7:8080',
+    },
+    names: [/--mirror\b/, /--cluster-advertise-url\b/],
+  },
+  {
+    name: '--mirror lmdb with HOTSTOCK_CLUSTER_KEY, without repeating it',
+    overrides: { ...onEtcd, '--mirror': 'lmdb' },
+    env: { HOTSTOCK_CLUSTER_KEY: goodClusterKey },
+    names: [/--mirror\b/, /--cluster-key\b/],
+    hides: [goodClusterKey],
+  },
 ];
 
 describe('hotstock serve configuration', () => {
@@ -190,6 +247,7 @@ describe('hotstock serve configuration', () => {
         assert.equal(run.url, undefined, `it started anyway:\n${run.output}`);
         assert.ok(typeof run.exitCode === 'number' && run.exitCode !== 0, `exit ${run.exitCode}:\n${run.output}`);
         for (const name of refusal.names) assert.match(run.output, name);
+        for (const secret of refusal.hides ?? []) assert.ok(!run.output.includes(secret), 'a secret was repeated');
         assert.deepEqual(readdirSync(data.dir), [], 'a refused start leaves the data dir untouched');
       } finally {
         data.remove();

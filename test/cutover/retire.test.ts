@@ -2,10 +2,12 @@
 // LMDB with an etcd mirror moves every SKU to etcd. Started alone, LMDB is
 // refused (its SKUs are on etcd, and it may lack their last commits); after
 // a SIGKILL, etcd alone is refused too (the stop did not say it held
-// everything); after a clean stop, etcd alone starts, serves every order
-// made before and takes new ones. Attaching the old LMDB again as --store is
-// refused (etcd ran alone: it holds the data); as the mirror of etcd, it is
-// copied afresh, and both stores end equal and exact.
+// everything), and so is an instance in distributed mode while the mirrored
+// service runs; after a clean stop, etcd alone starts (in distributed mode),
+// serves every order made before and takes new ones, and a mirrored service
+// on that etcd is refused while it runs. Attaching the old LMDB again as
+// --store is refused (etcd ran alone: it holds the data); as the mirror of
+// etcd, it is copied afresh, and both stores end equal and exact.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { OrderView } from '../../src/http/views.ts';
@@ -23,6 +25,7 @@ import { call } from '../support/load.ts';
 import {
   createSku,
   etcdArgs,
+  etcdServeArgs,
   killSpawnedServers,
   reserve,
   runHotstock,
@@ -87,16 +90,18 @@ test('a store runs alone only once a clean stop left every SKU on it; the other 
   await stop(server, 'SIGKILL');
 
   await refused([], /serves in a cutover with a mirror/);
-  await refused(etcdArgs(cluster.endpoints, prefix), /serves in a cutover with a mirror/);
+  await refused(etcdServeArgs(cluster.endpoints, prefix), /serves in a cutover with a mirror/);
 
   server = await mirrored();
   await caughtUp(server.url);
+  await refused(etcdServeArgs(cluster.endpoints, prefix), /serves in a cutover with a mirror/);
   await stop(server, 'SIGTERM');
   await refused([], /serves in a cutover with a mirror/);
 
-  server = await spawnServer(data.dir, etcdArgs(cluster.endpoints, prefix));
+  server = await spawnServer(data.dir, etcdServeArgs(cluster.endpoints, prefix));
   for (const id of orders) assert.equal((await call(server.url, 'GET', `/v1/orders/${id}`)).status, 200);
   orders.push(await orderOk(server.url, 'retire-c', 'etcd-alone'));
+  await refused([...etcdArgs(cluster.endpoints, prefix), '--mirror', 'lmdb'], /distributed mode .*are running/);
   await stop(server, 'SIGTERM');
 
   await refused(mirrorArgs(cluster.endpoints, prefix), /--mirror etcd has run alone/);

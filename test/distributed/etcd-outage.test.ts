@@ -12,6 +12,7 @@ import {
   adminKey,
   createSku,
   etcdArgs,
+  etcdServeArgs,
   killIfRunning,
   runCheck,
   type ServerProcess,
@@ -105,7 +106,7 @@ describe('etcd members die under load', () => {
   it('one member, then the leader: service continues; all: fast 503 backend_unavailable; back: recovers', async () => {
     server = await spawnServer(
       data.dir,
-      etcdArgs(cluster.endpoints, prefix, ['--etcd-expect-members', '3', '--breaker-half-open-ms', '1000']),
+      etcdServeArgs(cluster.endpoints, prefix, ['--etcd-expect-members', '3', '--breaker-half-open-ms', '1000']),
     );
     const sku = `outage-${process.pid}`;
     await createSku(server.url, sku, { initialStock: 1_000_000 });

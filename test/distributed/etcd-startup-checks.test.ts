@@ -9,7 +9,7 @@ import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
 import { call } from '../support/load.ts';
 import {
   createSku,
-  etcdArgs,
+  etcdServeArgs,
   killIfRunning,
   type ServerProcess,
   spawnServer,
@@ -53,7 +53,7 @@ describe('etcd start-up checks', () => {
   it('refuses a pseudo cluster: three independent single-member etcds given as one cluster', async () => {
     const singles = [await cluster(), await cluster(), await cluster()];
     const endpoints = singles.map((single) => single.endpoints[0]!);
-    const output = await refusedStart(etcdArgs(endpoints, 'pseudo/'));
+    const output = await refusedStart(etcdServeArgs(endpoints, 'pseudo/'));
     console.log(`pseudo cluster refused: ${/error: cannot start: (.*)/.exec(output)?.[1]}`);
     assert.match(output, /exited \(1\)/);
     assert.match(output, /refusing to start on this etcd cluster/);
@@ -63,7 +63,7 @@ describe('etcd start-up checks', () => {
 
   it('refuses a cluster with another member count than --etcd-expect-members', async () => {
     const single = clusters[0]!;
-    const output = await refusedStart(etcdArgs(single.endpoints, 'count/', ['--etcd-expect-members', '3']));
+    const output = await refusedStart(etcdServeArgs(single.endpoints, 'count/', ['--etcd-expect-members', '3']));
     assert.match(output, /--etcd-expect-members 3, but the cluster has 1 member\(s\): member-0/);
   });
 
@@ -71,14 +71,14 @@ describe('etcd start-up checks', () => {
     const three = await cluster({ size: 3 });
     const leader = await three.leaderIndex();
     for (let i = 0; i < 3; i++) if (i !== leader) await three.kill(i);
-    const output = await refusedStart(etcdArgs(three.endpoints, 'quorum/', ['--etcd-expect-members', '3']));
+    const output = await refusedStart(etcdServeArgs(three.endpoints, 'quorum/', ['--etcd-expect-members', '3']));
     console.log(`lost quorum refused: ${/error: cannot start: (.*)/.exec(output)?.[1]}`);
     assert.match(output, /only 1 of the 3 etcd members answer/);
   });
 
   it('NOSPACE: orders get 503 backend_no_space (not a hang, not an open breaker); a new start is refused', async () => {
     const small = await cluster({ quotaBackendBytes });
-    const server = await spawnServer(data.dir, etcdArgs(small.endpoints, 'nospace/'));
+    const server = await spawnServer(data.dir, etcdServeArgs(small.endpoints, 'nospace/'));
     servers.push(server);
     const sku = 'nospace-sku';
     await createSku(server.url, sku, { initialStock: 100 });
@@ -109,7 +109,7 @@ describe('etcd start-up checks', () => {
     }
     const metrics = await call<string>(server.url, 'GET', '/metrics');
     assert.match(metrics.body, /hotstock_backend_breaker_state\{state="closed"\} 1/);
-    const output = await refusedStart(etcdArgs(small.endpoints, 'nospace/'));
+    const output = await refusedStart(etcdServeArgs(small.endpoints, 'nospace/'));
     assert.match(output, /NOSPACE alarm/);
   });
 });

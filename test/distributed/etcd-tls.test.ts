@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { type EtcdCluster, type EtcdTlsFiles, makeTestCertificates, startEtcdCluster } from '../support/etcd.ts';
 import {
   createSku,
-  etcdArgs,
+  etcdServeArgs,
   killIfRunning,
   reserve,
   type ServerProcess,
@@ -41,7 +41,7 @@ describe('etcd over TLS', () => {
     assert.match(cluster.endpoints[0]!, /^https:/);
     server = await spawnServer(
       data.dir,
-      etcdArgs(cluster.endpoints, 'tls/', [
+      etcdServeArgs(cluster.endpoints, 'tls/', [
         '--etcd-ca',
         tls.caFile,
         '--etcd-cert',
@@ -57,7 +57,7 @@ describe('etcd over TLS', () => {
 
   it('without a client certificate: refuses to start, naming the endpoint', async () => {
     await assert.rejects(
-      spawnServer(data.dir, etcdArgs(cluster.endpoints, 'tls/', ['--etcd-ca', tls.caFile])),
+      spawnServer(data.dir, etcdServeArgs(cluster.endpoints, 'tls/', ['--etcd-ca', tls.caFile])),
       /no etcd endpoint answers/,
     );
   });

@@ -54,6 +54,11 @@ const hotstockFamilies: Record<string, string> = {
   hotstock_mirror_outbox_entries_limit: 'gauge',
   hotstock_cutover_moves: 'gauge',
   hotstock_cutover_skus: 'gauge',
+  hotstock_cluster_forwarded_operations_total: 'counter',
+  hotstock_cluster_fence_refusals_total: 'counter',
+  hotstock_cluster_shard_handovers_total: 'counter',
+  hotstock_cluster_members: 'gauge',
+  hotstock_cluster_shards_owned: 'gauge',
 };
 
 /** The standard Node.js metrics stock dashboards query, under their standard names. */

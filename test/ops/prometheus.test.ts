@@ -21,7 +21,7 @@ import {
   adminKey,
   api,
   createSku,
-  etcdArgs,
+  etcdServeArgs,
   killIfRunning,
   reserve,
   type ServerProcess,
@@ -98,7 +98,7 @@ async function driveTraffic(urls: string[]): Promise<void> {
 before(async () => {
   etcd = await startEtcdCluster({ size: 3 });
   const mirror = ['--mirror', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', 'prom-mirror/'];
-  for (const extra of [mirror, etcdArgs(etcd.endpoints, 'prom-test/')]) {
+  for (const extra of [mirror, etcdServeArgs(etcd.endpoints, 'prom-test/')]) {
     const dir = tempDataDir('hotstock-prom');
     dataDirs.push(dir);
     servers.push(await spawnServer(dir.dir, extra));

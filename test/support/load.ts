@@ -12,6 +12,8 @@ export const callTimeoutMs = 10_000;
 export interface Answer<T = Record<string, unknown>> {
   status: number;
   body: T;
+  /** The response headers (Retry-After, Idempotent-Replayed, …). */
+  headers?: Headers;
 }
 
 /** Thrown when no HTTP answer arrived: refused, reset, timed out. */
@@ -76,7 +78,7 @@ export async function call<T = Record<string, unknown>>(
   } catch {
     // not JSON: keep the text
   }
-  return { status, body: parsed as T };
+  return { status, body: parsed as T, headers: responseHeaders };
 }
 
 export interface RetryOptions {

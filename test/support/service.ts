@@ -274,9 +274,17 @@ export async function killIfRunning(server: ServerProcess | undefined): Promise<
   }
 }
 
-/** The flags that put a spawned `hotstock serve` (or `check`) on an etcd cluster, under its own namespace. */
+/** The flags that put a spawned `hotstock check` (or, with `serveArgs`, `serve`) on an etcd cluster, under its own namespace. */
 export function etcdArgs(endpoints: readonly string[], prefix: string, extra: string[] = []): string[] {
   return ['--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix, ...extra];
+}
+
+/** The cluster key test instances share (instances on etcd forward writes to each other with it). */
+export const clusterKey = 'test-cluster-key-0123456789abcdef-0123';
+
+/** `etcdArgs` for `hotstock serve`, which on etcd also needs the cluster key. */
+export function etcdServeArgs(endpoints: readonly string[], prefix: string, extra: string[] = []): string[] {
+  return etcdArgs(endpoints, prefix, ['--cluster-key', clusterKey, ...extra]);
 }
 
 export interface CommandResult {

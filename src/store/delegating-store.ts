@@ -1,6 +1,7 @@
-// A store that passes everything on to another: the base of the decorators
-// that change one thing about a store (CountingStore counts commits,
-// cutover's OutboxStore records them) and leave the rest as it is.
+// A store that hands every call to another store: the base of the
+// decorators the service wraps its store in (counting what commits carry,
+// fencing them in distributed mode, recording them in the cutover's outbox),
+// each overriding only what it changes.
 import type {
   ChangeListener,
   Entry,
@@ -13,7 +14,7 @@ import type {
   Write,
 } from './contract.ts';
 
-export abstract class StoreDecorator implements Store {
+export class DelegatingStore implements Store {
   readonly inner: Store;
 
   constructor(inner: Store) {
