@@ -116,8 +116,3 @@ export async function listOrders(store: Store, query: OrderQuery): Promise<Page<
     );
   });
 }
-
-export async function getOrder(store: Store, id: string): Promise<Versioned<OrderRecord> | undefined> {
-  const entry = await store.get<OrderRecord>(keys.order(id));
-  return entry && { record: entry.value, version: entry.version };
-}
