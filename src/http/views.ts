@@ -2,16 +2,11 @@
 // this is the one place that turns them into views. `version` is the store
 // revision that last wrote the record and doubles as its ETag.
 import { available } from '../domain/ledger.ts';
-import type { OrderRecord, SkuRecord } from '../domain/types.ts';
+import type { CatalogEntry, OrderRecord, SkuRecord } from '../domain/types.ts';
 import type { Resource } from '../engine/operations.ts';
 
-export interface SkuView {
+export interface SkuView extends CatalogEntry {
   sku: string;
-  product: string;
-  size: string;
-  color: string;
-  priceCents: number;
-  maxPerUser: number | null;
   total: number;
   reserved: number;
   sold: number;

@@ -12,19 +12,14 @@
 import { idLengthMax, labelLengthMax, orderQtyMax, priceCentsMax, stockUnitsMax } from '../constants.ts';
 import { assertSkuInvariants } from '../domain/ledger.ts';
 import { holdsReservation, holdsSale } from '../domain/order-state.ts';
-import { type OrderRecord, type OrderState, orderStates, type SkuRecord } from '../domain/types.ts';
+import { type CatalogEntry, type OrderRecord, type OrderState, orderStates, type SkuRecord } from '../domain/types.ts';
 import { keys, writeNewOrder, writeSku } from '../layout.ts';
 import type { Store, Write } from '../store/contract.ts';
 
 /** A SKU as a source describes it: its catalog entry and the units still available. */
-export interface SkuImport {
+export interface SkuImport extends CatalogEntry {
   kind: 'sku';
   sku: string;
-  product: string;
-  size: string;
-  color: string;
-  priceCents: number;
-  maxPerUser: number | null;
   available: number;
 }
 
