@@ -18,6 +18,7 @@ import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { open } from 'lmdb';
 import type { OrderRecord } from '../domain/types.ts';
+import { keys } from '../layout.ts';
 import type { Write } from './contract.ts';
 import { LmdbStore } from './lmdb-store.ts';
 
@@ -80,14 +81,14 @@ function order(committer: number, seq: number, nowMs: number): OrderRecord {
 
 /** One SKU writer: commit after commit until `untilMs`, each checking and rewriting its SKU record. */
 async function committer(store: LmdbStore, index: number, row: Row, untilMs: number): Promise<void> {
-  const skuKey = `sku/bench-${index}`;
+  const skuKey = keys.sku(`bench-${index}`);
   let version = 0;
   for (let seq = 0; performance.now() < untilMs; ) {
     const nowMs = Date.now();
     const writes: Write[] = [{ type: 'put', key: skuKey, value: { sku: skuKey, reserved: seq, atMs: nowMs } }];
     while (writes.length < row.putsPerCommit) {
       const value = order(index, seq++, nowMs);
-      writes.push({ type: 'put', key: `order/${value.id}`, value });
+      writes.push({ type: 'put', key: keys.order(value.id), value });
     }
     const startedNs = process.hrtime.bigint();
     const result = await store.commit([{ key: skuKey, version }], writes);
@@ -135,7 +136,7 @@ function storedOrderBytes(dataDir: string): number {
       keyEncoding: 'binary',
       encoding: 'binary',
     });
-    for (const { value } of data.getRange({ start: Buffer.from('order/'), limit: 1 })) return value.length;
+    for (const { value } of data.getRange({ start: Buffer.from(keys.orderPrefix), limit: 1 })) return value.length;
     throw new Error('no order was stored');
   } finally {
     root.close();
