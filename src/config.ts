@@ -197,8 +197,9 @@ export const serveFlags: readonly Flag[] = [
     parse: integer(0, 65535),
     default: 8080,
   },
-  { name: 'admin-keys', arg: 'keys', help: 'comma-separated API keys with the admin role', parse: keyList },
-  { name: 'client-keys', arg: 'keys', help: 'comma-separated API keys with the client role', parse: keyList },
+  // Keys and secrets are checked in serveConfig, not by their option: commander would quote a refused value.
+  { name: 'admin-keys', arg: 'keys', help: 'comma-separated API keys with the admin role' },
+  { name: 'client-keys', arg: 'keys', help: 'comma-separated API keys with the client role' },
   {
     name: 'keys-file',
     arg: 'file',
@@ -373,7 +374,6 @@ export const serveFlags: readonly Flag[] = [
     name: 'cursor-secret',
     arg: 'secret',
     help: `key material (>= ${cursorSecretLengthMin} characters) that seals listing cursors; share it between instances`,
-    parse: cursorSecret,
     defaultHelp: 'derived from the API keys',
   },
   { name: 'cpu-prof', arg: 'dir', help: 'write a V8 CPU profile of the run to this directory at shutdown' },
@@ -391,8 +391,8 @@ export interface RawServeOptions {
   dataDir: string;
   host: string;
   port: number;
-  adminKeys?: string[];
-  clientKeys?: string[];
+  adminKeys?: string;
+  clientKeys?: string;
   keysFile?: string;
   reservationTtlMs: number;
   idempotencyTtlMs: number;
@@ -440,8 +440,8 @@ function asArgumentError<T>(load: () => T): T {
 
 function keySources(raw: RawServeOptions): KeySources {
   return {
-    adminKeys: raw.adminKeys ?? [],
-    clientKeys: raw.clientKeys ?? [],
+    adminKeys: raw.adminKeys === undefined ? [] : keyList(raw.adminKeys, '--admin-keys (HOTSTOCK_ADMIN_KEYS)'),
+    clientKeys: raw.clientKeys === undefined ? [] : keyList(raw.clientKeys, '--client-keys (HOTSTOCK_CLIENT_KEYS)'),
     keysFile: raw.keysFile,
     demo: raw.demo ?? false,
     quota: asArgumentError(() => quotaOf(raw.quotaRps ?? quotaRpsDefault, raw.quotaBurst ?? 0)),
@@ -592,6 +592,9 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     quota: sources.quota,
     userAttemptsPerMinute: raw.userAttemptsPerMinute ?? userAttemptsPerMinuteDefault,
     tls: tlsConfig(raw),
-    cursorSecret: raw.cursorSecret,
+    cursorSecret:
+      raw.cursorSecret === undefined
+        ? undefined
+        : cursorSecret(raw.cursorSecret, '--cursor-secret (HOTSTOCK_CURSOR_SECRET)'),
   });
 }

@@ -120,8 +120,31 @@ const refusals: RefusalCase[] = [
     overrides: { '--admin-keys': null, '--client-keys': null },
     names: [/--admin-keys\b/, /--client-keys\b/],
   },
-  { name: 'a short client key', overrides: { '--client-keys': 'short' }, names: [/--client-keys\b/] },
-  { name: 'a short admin key', overrides: { '--admin-keys': 'seven77' }, names: [/--admin-keys\b/] },
+  {
+    name: 'a short client key, without repeating it',
+    overrides: { '--client-keys': 'good-client-key-1,short' },
+    names: [/--client-keys\b/],
+    hides: ['good-client-key-1', 'short'],
+  },
+  {
+    name: 'a short admin key, without repeating it',
+    overrides: { '--admin-keys': 'seven77' },
+    names: [/--admin-keys\b/],
+    hides: ['seven77'],
+  },
+  {
+    name: 'an admin key with a space in HOTSTOCK_ADMIN_KEYS, without repeating it',
+    overrides: { '--admin-keys': null },
+    env: { HOTSTOCK_ADMIN_KEYS: 'typed admin-key-with-space' },
+    names: [/--admin-keys\b/, /HOTSTOCK_ADMIN_KEYS/],
+    hides: ['admin-key-with-space'],
+  },
+  {
+    name: 'a short --cursor-secret, without repeating it',
+    overrides: { '--cursor-secret': 'short-cursor-secret' },
+    names: [/--cursor-secret\b/, /at least 32/],
+    hides: ['short-cursor-secret'],
+  },
   {
     name: 'a bad env twin HOTSTOCK_PORT=abc',
     overrides: { '--port': null },

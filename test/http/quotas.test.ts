@@ -62,7 +62,7 @@ describe('a token bucket per API key', () => {
   );
   const server = useTestService(
     {},
-    { adminKeys: [], clientKeys: [], keysFile, quotaRps: 1, quotaBurst: 5, userAttemptsPerMinute: 0 },
+    { adminKeys: undefined, clientKeys: undefined, keysFile, quotaRps: 1, quotaBurst: 5, userAttemptsPerMinute: 0 },
   );
   after(() => keysDir.remove());
 
