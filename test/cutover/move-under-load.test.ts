@@ -68,6 +68,8 @@ interface Acked {
   qty: number;
   userId: string;
   state: string;
+  /** Transitions the order had when `state` was answered: the answer with the most is the latest. */
+  steps: number;
 }
 
 /** What the clients were told, and anything the contract does not allow. */
@@ -93,7 +95,7 @@ async function reserveOne(book: Book, random: () => number, worker: number, sequ
   const body = { sku, qty: randomInt(random, 1, 2), userId: `user-${randomInt(random, 1, users)}` };
   const answer = await call(service.url, 'POST', '/v1/orders', { body, idempotencyKey: `load-${worker}-${sequence}` });
   if (book.note(`reserve ${sku}`, answer, [201, 409, 422])) {
-    book.orders.set(answer.body.id as string, { ...body, state: 'created' });
+    book.orders.set(answer.body.id as string, { ...body, state: 'created', steps: 1 });
   }
 }
 
@@ -106,8 +108,11 @@ async function transitionOne(book: Book, random: () => number, worker: number, s
     body: {},
     idempotencyKey: `transition-${worker}-${sequence}`,
   });
-  if (book.note(`${action} ${id}`, answer, [200, 409]))
-    book.orders.get(id)!.state = (answer.body as { state: string }).state;
+  if (!book.note(`${action} ${id}`, answer, [200, 409])) return;
+  // Two workers may transition one order at once, and their answers may arrive in either order.
+  const { state, history } = answer.body as { state: string; history: unknown[] };
+  const acked = book.orders.get(id)!;
+  if (history.length > acked.steps) Object.assign(acked, { state, steps: history.length });
 }
 
 async function shadowReadSku(book: Book, random: () => number) {

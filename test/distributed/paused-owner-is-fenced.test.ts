@@ -16,8 +16,12 @@ import { call, NetworkFailure, runWorkers, sleep } from '../support/load.ts';
 import { etcdArgs, runCheck, type ServerProcess } from '../support/service.ts';
 
 const leaseTtlS = 2;
-/** Workers buying through the owner, so it holds decided batches when it is paused. */
-const workers = 24;
+/**
+ * Workers buying through the owner, so it holds decided batches when it is
+ * paused: more than one 128-op etcd commit carries (about 40 reservations),
+ * so a decided batch is nearly always waiting behind the commit in flight.
+ */
+const workers = 96;
 const ackedBeforePause = 200;
 const ackedAfterResume = 100;
 /** Answers may wait out the pause: longer than it lasts. */
