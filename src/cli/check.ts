@@ -1,15 +1,14 @@
 // `hotstock check`: verify every ledger invariant of a store, offline. For the
 // embedded store the service must be stopped; for etcd the instances should be
 // stopped (or idle), so the scan sees one settled ledger.
-import { readdirSync, statSync } from 'node:fs';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { checkLedger } from '../check/ledger-check.ts';
 import { ensureLayout, LayoutMismatch } from '../layout.ts';
 import type { Store } from '../store/contract.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
 import { exitCodes } from './exit-codes.ts';
 import { addFlags, type Flag } from './flags.ts';
-import { openEtcd, type StoreAccess, storeAccessFlags } from './store-flags.ts';
+import { assertStoreDirectory, openEtcd, type StoreAccess, storeAccessFlags } from './store-flags.ts';
 
 /** Violations printed; the count of the rest is printed after them. */
 const violationsPrintedMax = 100;
@@ -25,26 +24,9 @@ const checkFlags: readonly Flag[] = [
   { name: 'json', help: 'print the report as JSON' },
 ];
 
-/** A data directory must exist and hold something; opening anything else would only give a raw store error. */
-function assertStoreDirectory(dataDir: string): void {
-  let entries: string[];
-  try {
-    if (!statSync(dataDir).isDirectory()) throw new InvalidArgumentError(`--data-dir ${dataDir} is not a directory`);
-    entries = readdirSync(dataDir);
-  } catch (error) {
-    if (error instanceof InvalidArgumentError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new InvalidArgumentError(
-      code === 'ENOENT' ? `--data-dir ${dataDir} does not exist` : `--data-dir ${dataDir}: ${(error as Error).message}`,
-    );
-  }
-  if (entries.length === 0)
-    throw new InvalidArgumentError(`--data-dir ${dataDir} is empty: there is no store to check`);
-}
-
 function openStore(options: CheckOptions): Store {
   if (options.store === 'lmdb') {
-    assertStoreDirectory(options.dataDir);
+    assertStoreDirectory(options.dataDir, 'there is no store to check');
     return new LmdbStore({ dataDir: options.dataDir, readOnly: true });
   }
   return openEtcd(options, '--store etcd');

@@ -2,7 +2,6 @@
 // (cutover/reconcile.ts), offline or while the service runs, prints every
 // difference and exits 1 if there is any. The LMDB store is opened for
 // reading only, so a running service keeps its lock on it.
-import { readdirSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { reconcileDifferencesPrintedMax } from '../constants.ts';
 import { type ReconcileReport, reconcile } from '../cutover/reconcile.ts';
@@ -11,7 +10,7 @@ import type { Store } from '../store/contract.ts';
 import { LmdbStore } from '../store/lmdb-store.ts';
 import { exitCodes } from './exit-codes.ts';
 import { addFlags, type Flag } from './flags.ts';
-import { openEtcd, type StoreAccess, storeAccessFlags } from './store-flags.ts';
+import { assertStoreDirectory, openEtcd, type StoreAccess, storeAccessFlags } from './store-flags.ts';
 
 interface ReconcileOptions extends StoreAccess {
   store: StoreKind;
@@ -30,14 +29,8 @@ const reconcileFlags: readonly Flag[] = [
 function openStores(options: ReconcileOptions): Record<StoreKind, Store> {
   if (options.mirror === undefined) throw new InvalidArgumentError('--mirror is required: the store to compare with');
   if (options.mirror === options.store) throw new InvalidArgumentError('--store and --mirror must differ');
+  assertStoreDirectory(options.dataDir, 'no store there');
   const etcd = openEtcd(options, 'reconcile (one store is etcd)');
-  let entries: string[];
-  try {
-    entries = readdirSync(options.dataDir);
-  } catch (error) {
-    throw new InvalidArgumentError(`--data-dir ${options.dataDir}: ${(error as Error).message}`);
-  }
-  if (entries.length === 0) throw new InvalidArgumentError(`--data-dir ${options.dataDir} is empty: no store there`);
   return { lmdb: new LmdbStore({ dataDir: options.dataDir, readOnly: true }), etcd };
 }
 
@@ -53,7 +46,7 @@ function print(report: ReconcileReport): void {
       `  ${JSON.stringify(difference.key)} [${difference.reason}, authoritative: ${difference.authoritative ?? 'unknown'}] ${values}`,
     );
   }
-  const hidden = report.differences.length - reconcileDifferencesPrintedMax + report.uncounted;
+  const hidden = Math.max(0, report.differences.length - reconcileDifferencesPrintedMax) + report.uncounted;
   if (hidden > 0) lines.push(`  ... and ${hidden} more`);
   for (const behind of report.behind) {
     lines.push(`  the mirror ${behind.from} -> ${behind.to} has ${behind.entries} outbox entries to apply`);

@@ -1,6 +1,7 @@
 // The flags of the commands that open a store themselves (`check`,
 // `reconcile`): where the LMDB store and the etcd namespace are, and how to
 // reach etcd; and the etcd store they name.
+import { readdirSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { etcdMaxTxnOpsDefault } from '../constants.ts';
 import { createEtcdClient, EtcdStore } from '../store/etcd-store.ts';
@@ -37,4 +38,23 @@ export function openEtcd(options: StoreAccess, why: string): EtcdStore {
     prefix: options.etcdPrefix,
     maxTxnOps: etcdMaxTxnOpsDefault,
   });
+}
+
+/**
+ * A data directory must exist and hold something; opening anything else would
+ * only give a raw store error. `emptyReason` ends the message for an empty one.
+ */
+export function assertStoreDirectory(dataDir: string, emptyReason: string): void {
+  let entries: string[];
+  try {
+    if (!statSync(dataDir).isDirectory()) throw new InvalidArgumentError(`--data-dir ${dataDir} is not a directory`);
+    entries = readdirSync(dataDir);
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new InvalidArgumentError(
+      code === 'ENOENT' ? `--data-dir ${dataDir} does not exist` : `--data-dir ${dataDir}: ${(error as Error).message}`,
+    );
+  }
+  if (entries.length === 0) throw new InvalidArgumentError(`--data-dir ${dataDir} is empty: ${emptyReason}`);
 }
