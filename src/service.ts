@@ -32,7 +32,7 @@ import { Secrets } from './secrets.ts';
 import { BackendBreaker } from './store/backend-breaker.ts';
 import { FenceRefusal, type Store } from './store/contract.ts';
 import { CountingStore } from './store/counting-store.ts';
-import { createEtcdClient, EtcdStore, isNoSpaceError } from './store/etcd-store.ts';
+import { countsAsEtcdFailure, createEtcdClient, EtcdStore } from './store/etcd-store.ts';
 import { assertClusterFit } from './store/etcd-topology.ts';
 import { LmdbStore } from './store/lmdb-store.ts';
 import { type StoreStatusDeps, storeStatus } from './store/status.ts';
@@ -117,8 +117,7 @@ async function openStore(
   );
   const breaker = new BackendBreaker({
     ...config.breaker,
-    // Out of space is the backend answering, not failing: it gets its own error, not an open breaker.
-    counts: (error) => !isNoSpaceError(error) && !(error instanceof Error && isNoSpaceError(error.cause)),
+    counts: countsAsEtcdFailure,
   });
   breaker.onStateChange((state) => log.warn({ state }, `etcd circuit breaker ${state}`));
   metrics.watchBreaker(breaker);

@@ -72,7 +72,7 @@ export function reconcileCommand(program: Command): void {
     try {
       await ensureLayout(stores.lmdb, { create: false });
       await ensureLayout(stores.etcd, { create: false });
-      report = await reconcile(stores, stores.etcd);
+      report = await reconcile(stores);
     } catch (error) {
       if (!(error instanceof LayoutMismatch)) throw error;
       return command.error(`error: ${error.message}`, { exitCode: exitCodes.usage });

@@ -12,7 +12,7 @@ import { ensureLayout, keys, type StoreKind } from '../layout.ts';
 import type { Metrics } from '../metrics.ts';
 import { BackendBreaker } from '../store/backend-breaker.ts';
 import { prefixEnd, type Store } from '../store/contract.ts';
-import { createEtcdClient, EtcdStore, isNoSpaceError } from '../store/etcd-store.ts';
+import { countsAsEtcdFailure, createEtcdClient, EtcdStore } from '../store/etcd-store.ts';
 import { skusByStore } from './admin.ts';
 import { MirrorWorker } from './mirror-worker.ts';
 import { Moves } from './moves.ts';
@@ -46,7 +46,7 @@ function mirrorPaths(config: Readonly<ServeConfig>, home: OpenedForCutover, mirr
     const kind = opened.store.kind;
     const breaker = new BackendBreaker({
       ...config.breaker,
-      counts: (error) => !isNoSpaceError(error) && !(error instanceof Error && isNoSpaceError(error.cause)),
+      counts: countsAsEtcdFailure,
     });
     breaker.onStateChange((state) => log.warn({ store: kind, state }, `mirror path circuit breaker ${state}`));
     paths.breakers.set(kind, breaker);
@@ -245,9 +245,7 @@ export class Cutover {
     const attached = this.attached;
     if (attached === undefined) return;
     const counts = skusByStore(attached.engine, this.routing);
-    const moving = Object.entries(attached.moves.countByState()).some(
-      ([state, count]) => count > 0 && ['pending', 'moving', 'rolling_back'].includes(state),
-    );
+    const moving = attached.moves.unfinished();
     for (const outbox of [this.parts.outboxes.home, this.parts.outboxes.mirror]) {
       const other = this.routing.other(outbox.kind);
       const feeding = this.worker(other, outbox.kind);

@@ -60,7 +60,7 @@ export async function* differences(left: Store, right: Store): AsyncGenerator<Di
 }
 
 /** Keys order by their UTF-8 bytes (the stores' order), which is code point order, not UTF-16 order. */
-export function compareKeys(a: string, b: string): number {
+function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 

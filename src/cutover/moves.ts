@@ -116,6 +116,11 @@ export class Moves {
     return [...this.records.values()].sort((a, b) => (a.id < b.id ? 1 : -1)).map(view);
   }
 
+  /** Whether a move is still under way (or waiting to start). */
+  unfinished(): boolean {
+    return [...this.records.values()].some((record) => unfinished.includes(record.state));
+  }
+
   /** Moves by state, for the metrics. */
   countByState(): Record<MoveState, number> {
     const counts: Record<MoveState, number> = { pending: 0, moving: 0, rolling_back: 0, done: 0, failed: 0 };

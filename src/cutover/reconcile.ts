@@ -55,7 +55,7 @@ interface Candidate {
   authoritative: StoreKind | null;
 }
 
-export async function reconcile(stores: Record<StoreKind, Store>, etcd: Store): Promise<ReconcileReport> {
+export async function reconcile(stores: Record<StoreKind, Store>): Promise<ReconcileReport> {
   const report: ReconcileReport = { candidates: 0, uncounted: 0, differences: [], behind: [] };
   let candidates: Candidate[] = [];
   for await (const difference of differences(stores.lmdb, stores.etcd)) {
@@ -63,7 +63,7 @@ export async function reconcile(stores: Record<StoreKind, Store>, etcd: Store): 
     if (candidates.length >= reconcileDifferencesKeptMax) report.uncounted++;
     else candidates.push({ key: difference.key, authoritative: null });
   }
-  candidates = await withAuthority(candidates, stores, etcd);
+  candidates = await withAuthority(candidates, stores);
   for (let round = 0; round < reconcileRecheckRoundsMax && candidates.length > 0; round++) {
     candidates = await recheck(candidates, stores, report);
   }
@@ -79,7 +79,8 @@ export async function reconcile(stores: Record<StoreKind, Store>, etcd: Store): 
 }
 
 /** Each candidate's authoritative store: its SKU's route, or the routing's default. */
-async function withAuthority(candidates: Candidate[], stores: Record<StoreKind, Store>, etcd: Store) {
+async function withAuthority(candidates: Candidate[], stores: Record<StoreKind, Store>) {
+  const etcd = stores.etcd; // the routing is kept on etcd
   const config = (await etcd.get<RoutingConfig>(keys.routingConfig))?.value;
   if (config === undefined) return candidates; // never mirrored: no side is authoritative
   assertRoutingConfig(config);

@@ -129,6 +129,14 @@ export function isNoSpaceError(error: unknown): boolean {
   return error instanceof Error && /database space exceeded|NOSPACE/i.test(error.message);
 }
 
+/**
+ * Which failures count towards opening a breaker around etcd: out of space is
+ * the backend answering, not failing; it gets its own error, not an open breaker.
+ */
+export function countsAsEtcdFailure(error: unknown): boolean {
+  return !isNoSpaceError(error) && !(error instanceof Error && isNoSpaceError(error.cause));
+}
+
 /** Maps an etcd failure onto the store's failure codes; anything else passes through. */
 function storeFailureOf(error: unknown): unknown {
   if (error instanceof StoreFailure) return error;
