@@ -107,7 +107,9 @@ export const keys = {
   outboxEntry: (seq: number) => `outbox/${String(seq).padStart(outboxSeqDigits, '0')}`,
   outboxMeta: 'outbox-meta',
   standalone: 'standalone',
+  mirrorResumePrefix: 'mirror/',
   mirrorResume: (sourceKind: string) => `mirror/${sourceKind}`,
+  routingPrefix: 'routing/',
   routingConfig: 'routing/config',
   routingSkuPrefix: 'routing/sku/',
   routingSku: (sku: string) => `routing/sku/${sku}`,
@@ -157,14 +159,14 @@ export function seqOfOutboxKey(key: string): number {
  * (leased etcd keys of live instances; a mirrored service runs no cluster).
  */
 export const storeLocalPrefixes = [
-  'outbox/',
-  'outbox-meta',
-  'standalone',
-  'mirror/',
-  'routing/',
-  'sweep/',
-  'migrate/',
-  'cluster/',
+  keys.outboxPrefix,
+  keys.outboxMeta,
+  keys.standalone,
+  keys.mirrorResumePrefix,
+  keys.routingPrefix,
+  keys.sweepPrefix,
+  'migrate/', // the importer's own keys (migrate/importer.ts)
+  keys.clusterPrefix,
 ] as const;
 
 /** Whether a write to `key` is recorded in the outbox and applied to the mirror. */
