@@ -406,13 +406,10 @@ export class Metrics {
 
   /** Follows a breaker's state; every state is exported so a dashboard can plot each. */
   watchBreaker(breaker: BackendBreaker): void {
-    const show = (current: BreakerState) => {
-      for (const state of breakerStates) this.breakerState.set({ state }, state === current ? 1 : 0);
-    };
-    show(breaker.state);
+    showBreakerState(this.breakerState, {}, breaker.state);
     breaker.onStateChange((state) => {
       if (state === 'open') this.breakerOpened.inc();
-      show(state);
+      showBreakerState(this.breakerState, {}, state);
     });
   }
 
@@ -423,11 +420,8 @@ export class Metrics {
 
   /** A mirror direction's breaker, like the backend's. */
   watchMirrorBreaker(from: string, to: string, breaker: BackendBreaker): void {
-    const show = (current: BreakerState) => {
-      for (const state of breakerStates) this.mirrorBreakerState.set({ from, to, state }, state === current ? 1 : 0);
-    };
-    show(breaker.state);
-    breaker.onStateChange(show);
+    showBreakerState(this.mirrorBreakerState, { from, to }, breaker.state);
+    breaker.onStateChange((state) => showBreakerState(this.mirrorBreakerState, { from, to }, state));
   }
 
   private registerCutoverMetrics(): void {
@@ -545,6 +539,16 @@ export class Metrics {
 }
 
 /** A labelled gauge whose series are read when Prometheus scrapes; undefined leaves it empty. */
+/** Sets a breaker gauge to 1 on `current` and 0 on every other state, under the given labels. */
+function showBreakerState<L extends string>(
+  gauge: Gauge<L | 'state'>,
+  labels: Partial<Record<L, string>>,
+  current: BreakerState,
+): void {
+  for (const state of breakerStates)
+    gauge.set({ ...labels, state } as Partial<Record<L | 'state', string>>, state === current ? 1 : 0);
+}
+
 function labelledGauge(
   registry: Registry,
   name: string,
