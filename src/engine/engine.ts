@@ -291,7 +291,7 @@ export class Engine implements Mutations {
   }
 
   private waitedTooLong(writer: SkuWriter): boolean {
-    const bound = this.options.shedQueueWaitMs ?? 0;
+    const bound = this.hooks.queueWaitBoundMs;
     return bound > 0 && writer.oldestWaitMs() > bound;
   }
 
@@ -369,6 +369,6 @@ export class Engine implements Mutations {
   /** Stops taking new work and waits for every queued operation to be answered. */
   async drain(): Promise<void> {
     this.accepting = false;
-    await Promise.all([...this.writers.values()].map((writer) => writer.drained()));
+    await this.drainWhere(() => true);
   }
 }

@@ -152,7 +152,7 @@ export class SkuWriter {
   }
 
   private idle(): boolean {
-    return this.queue.length === 0 && this.inflight.length === 0 && !this.deciding && this.recovering === undefined;
+    return this.queue.length === 0 && this.quiet();
   }
 
   private notifyIdle(): void {

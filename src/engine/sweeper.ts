@@ -69,12 +69,12 @@ export class Sweeper {
     engine: Engine,
     intervalMs: number,
     onError: (error: unknown) => void,
-    sweeps: ((skuId: string) => boolean) | undefined = undefined,
+    sweeps: (skuId: string) => boolean = () => true,
   ) {
     this.engine = engine;
     this.intervalMs = intervalMs;
     this.onError = onError;
-    this.sweeps = sweeps ?? (() => true);
+    this.sweeps = sweeps;
   }
 
   start(): void {
@@ -118,7 +118,9 @@ export class Sweeper {
       expired += pass.expired;
       if (pass.fromSeq > mark.fromSeq) {
         const store = this.engine.routing.storeFor(skuId);
-        moved.set(store, [...(moved.get(store) ?? []), { type: 'put', key: keys.sweep(skuId), value: pass.fromSeq }]);
+        const writes = moved.get(store) ?? [];
+        writes.push({ type: 'put', key: keys.sweep(skuId), value: pass.fromSeq });
+        moved.set(store, writes);
       }
       this.marks.set(skuId, { fromSeq: pass.fromSeq, nextDueMs: pass.nextDueMs });
     }
