@@ -168,6 +168,15 @@ function sample(text: string, series: string, fallback?: number): number {
   return fallback;
 }
 
+/** The LMDB -> etcd mirror's lag (commits not applied yet, and the oldest one's age), read from /metrics. */
+export async function mirrorLag(url: string): Promise<{ revisions: number; seconds: number }> {
+  const text = await metricsText(url);
+  return {
+    revisions: sample(text, 'hotstock_mirror_lag_revisions{from="lmdb",to="etcd"}', 0),
+    seconds: sample(text, 'hotstock_mirror_lag_seconds{from="lmdb",to="etcd"}', 0),
+  };
+}
+
 /** Requests the server shed with 503 `overloaded`, by reason, read from its /metrics. */
 export async function shedCounts(url: string): Promise<{ eventLoopLag: number; queue: number }> {
   const text = await metricsText(url);

@@ -3,12 +3,12 @@
 // same-run references it is compared with (bare Fastify, the lean durable
 // floor, the Redis + Lua peer with its redis-server), all started and stopped
 // the same way.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../test/support/etcd.ts';
+import { type EtcdCluster, freePort } from '../test/support/etcd.ts';
 import { pinnedCommand } from './process.ts';
 
 export const benchAdminKey = 'bench-admin-key';
@@ -249,4 +249,11 @@ export async function rssBytes(pid: number): Promise<number> {
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   if (!match) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(match[1]) * 1024;
+}
+
+/** Pins every member of an etcd cluster to `cpu` (the server's, beside hotstock). */
+export function pinEtcd(cpu: number, cluster: EtcdCluster): void {
+  for (const member of cluster.members) {
+    execFileSync('taskset', ['-pc', String(cpu), String(member.process!.pid)], { stdio: 'ignore' });
+  }
 }

@@ -10,8 +10,7 @@
 // reservations/s against the one instance's, and its 503s, which a closed
 // loop must not see. etcd and every instance run on the server CPU; the
 // load on the other CPU.
-import { execFileSync } from 'node:child_process';
-import { type EtcdCluster, startEtcdCluster } from '../../test/support/etcd.ts';
+import { startEtcdCluster } from '../../test/support/etcd.ts';
 import {
   checkLedger,
   checkRow,
@@ -22,7 +21,7 @@ import {
   withHotstock,
 } from '../hotstock-api.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
-import { benchClientKey, benchClusterKey, type PinnedServer, startHotstock } from '../servers.ts';
+import { benchClientKey, benchClusterKey, type PinnedServer, pinEtcd, startHotstock } from '../servers.ts';
 import { runWrk, statusClass, type WrkResult } from '../wrk.ts';
 
 const name = '7 etcd store, 1 hot SKU';
@@ -106,13 +105,6 @@ async function throughTwoInstances(
   }
 }
 
-/** Pins every etcd member to the server CPU, with hotstock. */
-function pinEtcd(context: BenchContext, cluster: EtcdCluster): void {
-  for (const member of cluster.members) {
-    execFileSync('taskset', ['-pc', String(context.serverCpu), String(member.process!.pid)], { stdio: 'ignore' });
-  }
-}
-
 /**
  * hotstock on a fresh 1-member etcd, both pinned to the server CPU; returns the
  * load (and, when `twoInstances`, the same SKU through two) and the ledger
@@ -126,7 +118,7 @@ async function runOnEtcd(
 ): Promise<EtcdRun> {
   const cluster = await startEtcdCluster({ extraArgs: [`--max-txn-ops=${maxTxnOps}`] });
   try {
-    pinEtcd(context, cluster);
+    pinEtcd(context.serverCpu, cluster);
     const etcdArgs = ['--store', 'etcd', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', prefix];
     const args = [...etcdArgs, '--etcd-max-txn-ops', String(maxTxnOps), '--cluster-key', benchClusterKey];
     const server = await startHotstock({ cpu: context.serverCpu, args });

@@ -6,18 +6,18 @@
 // from /metrics during the load: P99 in commits (revisions) and in seconds,
 // and how long the backlog took to drain once the load stopped. etcd runs on
 // the server CPU with hotstock, as in scenario 7; the load on the other CPU.
-import { execFileSync } from 'node:child_process';
 import { startEtcdCluster } from '../../test/support/etcd.ts';
 import {
   checkLedger,
   checkRow,
   type HotSkuRun,
+  mirrorLag,
   reconcileStores,
   reserveOnHotSku,
   withHotstock,
 } from '../hotstock-api.ts';
 import type { BenchContext, BenchRow, BenchScenario } from '../scenario.ts';
-import { startHotstock } from '../servers.ts';
+import { pinEtcd, startHotstock } from '../servers.ts';
 import { scenarioOneLoad } from './throughput.ts';
 
 const name = '10 etcd mirror, 1 hot SKU';
@@ -35,15 +35,6 @@ interface MirrorRun {
   drainMs: number;
 }
 
-async function lagSample(url: string): Promise<{ revisions: number; seconds: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const read = (metric: string) => {
-    const line = text.split('\n').find((candidate) => candidate.startsWith(`${metric}{from="lmdb",to="etcd"} `));
-    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-  };
-  return { revisions: read('hotstock_mirror_lag_revisions'), seconds: read('hotstock_mirror_lag_seconds') };
-}
-
 /** Samples the lag until `done` settles; then waits for the mirror to drain and says how long that took. */
 async function sampleLag<T>(url: string, done: Promise<T>) {
   const lagRevisions: number[] = [];
@@ -53,14 +44,14 @@ async function sampleLag<T>(url: string, done: Promise<T>) {
     finished = true;
   });
   while (!finished) {
-    const sample = await lagSample(url);
+    const sample = await mirrorLag(url);
     lagRevisions.push(sample.revisions);
     lagSeconds.push(sample.seconds);
     await new Promise((resolve) => setTimeout(resolve, samplePeriodMs));
   }
   const result = await done;
   const drainStart = Date.now();
-  while ((await lagSample(url)).revisions > 0 && Date.now() - drainStart < drainWaitMsMax) {
+  while ((await mirrorLag(url)).revisions > 0 && Date.now() - drainStart < drainWaitMsMax) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return { result, lagRevisions, lagSeconds, drainMs: Date.now() - drainStart };
@@ -69,9 +60,7 @@ async function sampleLag<T>(url: string, done: Promise<T>) {
 async function runMirrored(context: BenchContext, durationS: number) {
   const cluster = await startEtcdCluster();
   try {
-    for (const member of cluster.members) {
-      execFileSync('taskset', ['-pc', String(context.serverCpu), String(member.process!.pid)], { stdio: 'ignore' });
-    }
+    pinEtcd(context.serverCpu, cluster);
     const mirrorArgs = ['--mirror', 'etcd', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', prefix];
     const server = await startHotstock({ cpu: context.serverCpu, args: mirrorArgs });
     try {
