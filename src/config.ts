@@ -5,10 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { type Command, InvalidArgumentError } from 'commander';
-import { addFlags, endpointList, type Flag, integer, ratio, share } from './cli/flags.ts';
+import { addFlags, endpointList, type Flag, flagLabel, integer, ratio, share } from './cli/flags.ts';
 import type { ClusterConfig } from './cluster/cluster.ts';
 import { isPeerUrl } from './cluster/view.ts';
 import {
+  bearerTokenLengthMax,
   breakerConsecutiveFailuresDefault,
   breakerFailureRateDefault,
   breakerHalfOpenAfterMsDefault,
@@ -149,10 +150,11 @@ function keyList(value: string, flag: string): string[] {
 /** Cluster keys: 1 to clusterKeysMax, comma-separated; a refusal never quotes them. */
 function clusterKeyList(value: string, flag: string): string[] {
   const list = value.split(',').map((key) => key.trim());
-  const valid = (key: string) => key.length >= clusterKeyLengthMin && /^[\x21-\x7e]+$/.test(key);
+  const valid = (key: string) =>
+    key.length >= clusterKeyLengthMin && key.length <= bearerTokenLengthMax && /^[\x21-\x7e]+$/.test(key);
   if (list.length > clusterKeysMax || !list.every(valid)) {
     throw new InvalidArgumentError(
-      `${flag} must be 1 to ${clusterKeysMax} comma-separated keys of at least ${clusterKeyLengthMin} printable ASCII characters each`,
+      `${flag} must be 1 to ${clusterKeysMax} comma-separated keys of at least ${clusterKeyLengthMin} (at most ${bearerTokenLengthMax}) printable ASCII characters each`,
     );
   }
   return list;
@@ -440,8 +442,8 @@ function asArgumentError<T>(load: () => T): T {
 
 function keySources(raw: RawServeOptions): KeySources {
   return {
-    adminKeys: raw.adminKeys === undefined ? [] : keyList(raw.adminKeys, '--admin-keys (HOTSTOCK_ADMIN_KEYS)'),
-    clientKeys: raw.clientKeys === undefined ? [] : keyList(raw.clientKeys, '--client-keys (HOTSTOCK_CLIENT_KEYS)'),
+    adminKeys: raw.adminKeys === undefined ? [] : keyList(raw.adminKeys, flagLabel('admin-keys')),
+    clientKeys: raw.clientKeys === undefined ? [] : keyList(raw.clientKeys, flagLabel('client-keys')),
     keysFile: raw.keysFile,
     demo: raw.demo ?? false,
     quota: asArgumentError(() => quotaOf(raw.quotaRps ?? quotaRpsDefault, raw.quotaBurst ?? 0)),
@@ -514,7 +516,7 @@ function clusterConfig(raw: RawServeOptions): ClusterConfig | undefined {
     );
   }
   return {
-    keys: clusterKeyList(raw.clusterKey, '--cluster-key (HOTSTOCK_CLUSTER_KEY)'),
+    keys: clusterKeyList(raw.clusterKey, flagLabel('cluster-key')),
     advertiseUrl: raw.clusterAdvertiseUrl,
     leaseTtlS: raw.clusterLeaseTtlS ?? clusterLeaseTtlSDefault,
   };
@@ -593,8 +595,6 @@ export function serveConfig(raw: RawServeOptions): Readonly<ServeConfig> {
     userAttemptsPerMinute: raw.userAttemptsPerMinute ?? userAttemptsPerMinuteDefault,
     tls: tlsConfig(raw),
     cursorSecret:
-      raw.cursorSecret === undefined
-        ? undefined
-        : cursorSecret(raw.cursorSecret, '--cursor-secret (HOTSTOCK_CURSOR_SECRET)'),
+      raw.cursorSecret === undefined ? undefined : cursorSecret(raw.cursorSecret, flagLabel('cursor-secret')),
   });
 }

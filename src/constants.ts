@@ -443,6 +443,11 @@ export const metricsStockSkusMax = 50;
 
 /** API keys shorter than this are refused at start: they could be guessed. */
 export const apiKeyLengthMin = 8;
+/**
+ * The longest key an Authorization header is read with (API and cluster keys
+ * alike); a longer key could never be presented, so it is refused at start.
+ */
+export const bearerTokenLengthMax = 512;
 export const apiKeysMax = 1_000;
 /** A --keys-file larger than this is refused: it holds at most apiKeysMax short entries. */
 export const keysFileBytesMax = 1024 * 1024;

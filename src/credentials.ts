@@ -2,7 +2,14 @@
 // and again on SIGHUP, so keys rotate without a restart. Messages name the
 // file and the entry, never a key: keys must not reach a log.
 import { readFileSync, statSync } from 'node:fs';
-import { apiKeyLengthMin, apiKeysMax, keysFileBytesMax, quotaBurstMax, quotaRpsMax } from './constants.ts';
+import {
+  apiKeyLengthMin,
+  apiKeysMax,
+  bearerTokenLengthMax,
+  keysFileBytesMax,
+  quotaBurstMax,
+  quotaRpsMax,
+} from './constants.ts';
 
 export type Role = 'admin' | 'client';
 
@@ -42,11 +49,11 @@ export const noQuota: QuotaRate = Object.freeze({ rps: 0, burst: 0 });
 export class CredentialsError extends Error {}
 
 export function isValidKey(key: string): boolean {
-  return key.length >= apiKeyLengthMin && /^[\x21-\x7e]+$/.test(key);
+  return key.length >= apiKeyLengthMin && key.length <= bearerTokenLengthMax && /^[\x21-\x7e]+$/.test(key);
 }
 
 export function keyRule(): string {
-  return `keys must be at least ${apiKeyLengthMin} printable ASCII characters, without spaces`;
+  return `keys must be ${apiKeyLengthMin} to ${bearerTokenLengthMax} printable ASCII characters, without spaces`;
 }
 
 /** `--quota-burst` 0 with a rate means one second's worth of requests. */

@@ -28,6 +28,11 @@ export function twinOf(name: string, prefix = 'HOTSTOCK_'): string {
   return `${prefix}${name.toUpperCase().replaceAll('-', '_')}`;
 }
 
+/** How a refusal names a flag checked after parsing: the flag and its environment twin. */
+export function flagLabel(name: string): string {
+  return `--${name} (${twinOf(name)})`;
+}
+
 function optionOf(flag: Flag, twinPrefix: string): Option {
   const option = new Option(`--${flag.name}${flag.arg === undefined ? '' : ` <${flag.arg}>`}`, flag.help).env(
     flag.env ?? twinOf(flag.name, twinPrefix),

@@ -5,6 +5,7 @@
 // principal, the next one sees the new keys.
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import { bearerTokenLengthMax } from '../constants.ts';
 import type { Credentials, QuotaRate, Role } from '../credentials.ts';
 import { HttpProblem } from '../errors.ts';
 
@@ -20,7 +21,7 @@ const scopeHexChars = 16;
 /** A principal's scope as text, for validating one a peer forwards. */
 export const scopePattern = `^[0-9a-f]{${scopeHexChars}}$`;
 
-const bearerPattern = /^Bearer ([\x21-\x7e]{1,512})$/i;
+const bearerPattern = new RegExp(`^Bearer ([\\x21-\\x7e]{1,${bearerTokenLengthMax}})$`, 'i');
 
 export interface Principal {
   role: Role;

@@ -140,6 +140,18 @@ const refusals: RefusalCase[] = [
     hides: ['admin-key-with-space'],
   },
   {
+    name: 'a client key longer than an Authorization header is read with, without repeating it',
+    overrides: { '--client-keys': 'k'.repeat(513) },
+    names: [/--client-keys\b/, /8 to 512/],
+    hides: ['k'.repeat(513)],
+  },
+  {
+    name: 'a cluster key longer than an Authorization header is read with, without repeating it',
+    overrides: { ...onEtcd, '--cluster-key': 'c'.repeat(513) },
+    names: [/--cluster-key\b/, /at most 512/],
+    hides: ['c'.repeat(513)],
+  },
+  {
     name: 'a short --cursor-secret, without repeating it',
     overrides: { '--cursor-secret': 'short-cursor-secret' },
     names: [/--cursor-secret\b/, /at least 32/],
