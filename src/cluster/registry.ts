@@ -8,10 +8,7 @@ import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import { clusterSnapshotKeysMax, etcdCommitTimeoutMs, etcdReadTimeoutMs } from '../constants.ts';
 import { keys, type MemberRecord, type ShardOwnerRecord } from '../layout.ts';
 import { type Entry, prefixEnd } from '../store/contract.ts';
-
-function deadline(timeoutMs: number): { deadline: number } {
-  return { deadline: Date.now() + timeoutMs };
-}
+import { deadline } from '../store/etcd-store.ts';
 
 function json(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), 'utf8');

@@ -29,12 +29,12 @@ function score(memberId: string, shard: number): string {
   return hash('sha256', `${shard}\u0000${memberId}`, 'hex');
 }
 
-function byScore(shard: number) {
-  return (a: string, b: string): number => {
-    const [scoreA, scoreB] = [score(a, shard), score(b, shard)];
-    if (scoreA !== scoreB) return scoreA > scoreB ? -1 : 1;
-    return a < b ? -1 : 1;
-  };
+/** Members from highest to lowest score for `shard`, each score computed once; ties go to the lower id. */
+function byScore(memberIds: readonly string[], shard: number): string[] {
+  return memberIds
+    .map((id) => ({ id, score: score(id, shard) }))
+    .sort((a, b) => (a.score !== b.score ? (a.score > b.score ? -1 : 1) : a.id < b.id ? -1 : 1))
+    .map(({ id }) => id);
 }
 
 /** The owner of every shard (index = shard) among `memberIds`; empty when there is no member. */
@@ -44,7 +44,7 @@ export function assignShards(memberIds: readonly string[]): string[] {
   const owned = new Map(memberIds.map((id) => [id, 0]));
   const owners: string[] = [];
   for (let shard = 0; shard < clusterShardsCount; shard++) {
-    const owner = [...memberIds].sort(byScore(shard)).find((id) => owned.get(id)! < share)!;
+    const owner = byScore(memberIds, shard).find((id) => owned.get(id)! < share)!;
     owned.set(owner, owned.get(owner)! + 1);
     owners.push(owner);
   }

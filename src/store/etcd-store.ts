@@ -199,7 +199,8 @@ function lazyPut(key: string, raw: Buffer): Write {
 /** Protobuf framing of one Txn operation (field tags, lengths, the op's own fields), counted generously. */
 const txnOpFramingBytes = 32;
 
-function deadline(timeoutMs: number): { deadline: number } {
+/** The call options that give one etcd call `timeoutMs` to answer. */
+export function deadline(timeoutMs: number): { deadline: number } {
   return { deadline: Date.now() + timeoutMs };
 }
 

@@ -9,7 +9,7 @@
 import type { Etcd3 } from 'etcd3';
 import { etcdQuotaWarnRatio, etcdStatusTimeoutMs } from '../constants.ts';
 import type { EtcdConnection } from './etcd-store.ts';
-import { createEtcdClient } from './etcd-store.ts';
+import { createEtcdClient, deadline } from './etcd-store.ts';
 
 export interface EndpointReport {
   endpoint: string;
@@ -45,10 +45,6 @@ export class TopologyError extends Error {
   }
 }
 
-function deadline(): { deadline: number } {
-  return { deadline: Date.now() + etcdStatusTimeoutMs };
-}
-
 /** One client per endpoint, without failover, so each answer is that endpoint's own. */
 function singleEndpointClient(connection: EtcdConnection, endpoint: string): Etcd3 {
   return createEtcdClient({ ...connection, endpoints: [endpoint] });
@@ -57,8 +53,8 @@ function singleEndpointClient(connection: EtcdConnection, endpoint: string): Etc
 async function inspectEndpoint(connection: EtcdConnection, endpoint: string): Promise<EndpointReport> {
   const client = singleEndpointClient(connection, endpoint);
   try {
-    const status = await client.maintenance.status(deadline());
-    const list = await client.cluster.memberList({}, deadline());
+    const status = await client.maintenance.status(deadline(etcdStatusTimeoutMs));
+    const list = await client.cluster.memberList({}, deadline(etcdStatusTimeoutMs));
     return {
       endpoint,
       ok: true,
@@ -83,7 +79,10 @@ async function inspectEndpoint(connection: EtcdConnection, endpoint: string): Pr
 async function alarmsOf(connection: EtcdConnection): Promise<{ memberId: string; alarm: string }[]> {
   const client = createEtcdClient(connection);
   try {
-    const response = await client.maintenance.alarm({ action: 'Get', alarm: 'None', memberID: 0 }, deadline());
+    const response = await client.maintenance.alarm(
+      { action: 'Get', alarm: 'None', memberID: 0 },
+      deadline(etcdStatusTimeoutMs),
+    );
     // etcd3 names the alarm type "Nospace"; etcdctl and the docs say NOSPACE.
     return response.alarms.map((alarm) => ({ memberId: alarm.memberID, alarm: String(alarm.alarm).toUpperCase() }));
   } finally {
