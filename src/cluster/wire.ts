@@ -8,13 +8,12 @@
 // its shapes.
 import { Ajv } from 'ajv';
 import { clusterForwardOpsMax, idLengthMax, stockUnitsMax } from '../constants.ts';
+import type { TransitionAction } from '../domain/order-state.ts';
 import { orderStates } from '../domain/types.ts';
 import type { IdempotencyIntent, IfMatch, OperationResult } from '../engine/operations.ts';
 import { errorCatalogue } from '../errors.ts';
 
 export const forwardedOperationsPath = '/internal/v1/operations';
-
-export type TransitionAction = 'pay' | 'ship' | 'complete' | 'cancel';
 
 /** A SKU upsert as `PUT /v1/skus/{sku}` takes it. */
 export interface SkuUpsertBody {

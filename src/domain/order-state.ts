@@ -1,7 +1,10 @@
 // The order state machine and how each transition moves the stock ledger.
 import type { OrderState } from './types.ts';
 
-export const orderActions = ['pay', 'ship', 'complete', 'cancel', 'expire'] as const;
+/** The transitions a client asks for; `expire` is the sweeper's alone. */
+export const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
+export type TransitionAction = (typeof transitionActions)[number];
+export const orderActions = [...transitionActions, 'expire'] as const;
 export type OrderAction = (typeof orderActions)[number];
 
 /** Legal transitions; anything absent here is an illegal transition (409). */

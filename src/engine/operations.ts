@@ -1,5 +1,5 @@
 // What callers ask a SKU writer to do, and what they get back.
-import type { OrderAction } from '../domain/order-state.ts';
+import type { TransitionAction } from '../domain/order-state.ts';
 import type { CatalogEntry, OrderRecord, SkuRecord } from '../domain/types.ts';
 import type { ErrorCode } from '../errors.ts';
 import { type Entry, FenceRefusal, StoreFailure } from '../store/contract.ts';
@@ -41,7 +41,7 @@ export type Operation =
   | ({
       kind: 'transition';
       orderId: string;
-      action: Exclude<OrderAction, 'expire'>;
+      action: TransitionAction;
       /** The order as read to route the request here; its version is checked at commit. */
       hint?: Entry<OrderRecord> | undefined;
     } & Guarded)

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ForwardedOp, ForwardedRequest } from '../cluster/wire.ts';
 import { forwardedOperationsPath } from '../cluster/wire.ts';
 import { clusterForwardBodyBytesMax, clusterForwardOpsMax, clusterInboundRequestsMax } from '../constants.ts';
+import { transitionActions } from '../domain/order-state.ts';
 import type { OperationResult } from '../engine/operations.ts';
 import { type ClusterKeys, scopePattern } from './auth.ts';
 import { sendProblem } from './problem.ts';
@@ -65,7 +66,7 @@ export const forwardedRequestSchema = {
           opSchema('transition', ['sku', 'orderId', 'action'], {
             ...guarded,
             orderId: idSchema,
-            action: { enum: ['pay', 'ship', 'complete', 'cancel'] },
+            action: { enum: [...transitionActions] },
           }),
           opSchema('adjust', ['sku', 'adjustment'], { ...guarded, adjustment: ref('Adjustment') }),
           opSchema('upsert', ['sku', 'upsert'], { ...guarded, upsert: ref('SkuUpsert') }),

@@ -1,5 +1,6 @@
 // Order routes: reserve (single and batch), read, list, and the transitions.
 import type { FastifyInstance } from 'fastify';
+import { transitionActions } from '../domain/order-state.ts';
 import type { OrderState } from '../domain/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Mutations } from '../engine/mutations.ts';
@@ -56,8 +57,6 @@ export interface OrderRouteDeps {
   /** Shadow reads against the mirror, when the service runs with one. */
   shadow?: ShadowHook | undefined;
 }
-
-const transitionActions = ['pay', 'ship', 'complete', 'cancel'] as const;
 
 /** Transitions take no body; an empty JSON object is tolerated for clients that always send one. */
 function isEmptyBody(body: unknown): boolean {
