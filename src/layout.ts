@@ -255,6 +255,11 @@ export interface MirrorResume {
 
 export type StoreKind = 'lmdb' | 'etcd';
 
+/** The other of the two store kinds: a cutover pairs exactly one of each. */
+export function otherStoreKind(kind: StoreKind): StoreKind {
+  return kind === 'lmdb' ? 'etcd' : 'lmdb';
+}
+
 /**
  * Written on each store when a service with a mirror stops cleanly: `allowed`
  * when every SKU was authoritative on this store and it held everything the

@@ -18,7 +18,7 @@ export function demoSkuId(size: string, color: string): string {
  * mode the router to each SKU's owner); returns how many were created (0 if
  * the catalog already had SKUs).
  */
-export async function seedDemoCatalog(engine: Engine, mutations: Mutations = engine): Promise<number> {
+export async function seedDemoCatalog(engine: Engine, mutations: Mutations): Promise<number> {
   if (engine.skuIds().length > 0) return 0;
   let created = 0;
   for (const color of demoColors) {

@@ -17,6 +17,7 @@ import {
   idempotencyIdOfExpiry,
   keys,
   type MirrorResume,
+  otherStoreKind,
   type RoutingConfig,
   type SkuRoute,
   type StoreKind,
@@ -127,7 +128,7 @@ async function recheck(candidates: Candidate[], stores: Record<StoreKind, Store>
       }
       continue;
     }
-    const mirror = authoritative === 'lmdb' ? 'etcd' : 'lmdb';
+    const mirror = otherStoreKind(authoritative);
     const before = await stores[authoritative].getMany(mine.map((candidate) => candidate.key));
     const recorded = await lastSeq(stores[authoritative], 0);
     if (!(await mirrorReaches(stores[mirror], authoritative, recorded))) {
@@ -174,7 +175,7 @@ async function appliedThrough(mirror: Store, source: StoreKind): Promise<number>
 /** A candidate reported as both stores hold it now. */
 async function reported(candidate: Candidate, stores: Record<StoreKind, Store>, reason: ReconcileDifference['reason']) {
   const first: StoreKind = candidate.authoritative ?? 'lmdb';
-  const second: StoreKind = first === 'lmdb' ? 'etcd' : 'lmdb';
+  const second = otherStoreKind(first);
   const [own, copy] = await Promise.all([stores[first].get(candidate.key), stores[second].get(candidate.key)]);
   return asDifference(candidate, candidate.authoritative, own, copy, reason);
 }
@@ -187,7 +188,7 @@ function asDifference(
   reason: ReconcileDifference['reason'],
 ): ReconcileDifference {
   const first: StoreKind = authoritative ?? 'lmdb';
-  const second: StoreKind = first === 'lmdb' ? 'etcd' : 'lmdb';
+  const second = otherStoreKind(first);
   return {
     key: candidate.key,
     authoritative,

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { moveRetryPauseMs, scanPageEntries } from '../constants.ts';
 import type { OrderRecord } from '../domain/types.ts';
 import type { StoreRouting } from '../engine/store-routing.ts';
-import { keys, type RoutingConfig, type SkuRoute, type StoreKind } from '../layout.ts';
+import { keys, otherStoreKind, type RoutingConfig, type SkuRoute, type StoreKind } from '../layout.ts';
 import { type Entry, type Store, scanPrefix, type Write } from '../store/contract.ts';
 import { holdsMirroredData } from './diff-scan.ts';
 import type { OutboxStore } from './outbox-store.ts';
@@ -191,12 +191,7 @@ export class Routing implements StoreRouting {
   }
 
   other(kind: StoreKind): StoreKind {
-    return kind === this.home.kind ? this.otherKind() : this.home.kind;
-  }
-
-  private otherKind(): StoreKind {
-    for (const kind of this.byKind.keys()) if (kind !== this.home.kind) return kind;
-    throw new Error('a routing holds two stores');
+    return otherStoreKind(kind);
   }
 
   storeFor(skuId: string): Store {
@@ -235,7 +230,7 @@ export class Routing implements StoreRouting {
       const store = this.storeFor(atHome.value.sku);
       return store === this.home ? atHome : store.get<OrderRecord>(key);
     }
-    const other = this.otherKind();
+    const other = otherStoreKind(this.home.kind);
     if (!this.holdsAnyOn(other)) return undefined;
     const found = await this.store(other).get<OrderRecord>(key);
     return found !== undefined && this.kindOf(found.value.sku) === other ? found : undefined;
