@@ -251,9 +251,13 @@ export async function rssBytes(pid: number): Promise<number> {
   return Number(match[1]) * 1024;
 }
 
-/** Pins every member of an etcd cluster to `cpu` (the server's, beside hotstock). */
+/**
+ * Pins every member of an etcd cluster to `cpu` (the server's, beside
+ * hotstock): every thread it has (`-a`), as Go runs its work on threads
+ * started before this call, which the main thread's affinity does not reach.
+ */
 export function pinEtcd(cpu: number, cluster: EtcdCluster): void {
   for (const member of cluster.members) {
-    execFileSync('taskset', ['-pc', String(cpu), String(member.process!.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-pc', String(cpu), String(member.process!.pid)], { stdio: 'ignore' });
   }
 }
