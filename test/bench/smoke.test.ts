@@ -2,7 +2,8 @@
 // judged), so the suite keeps working: every scenario runs against real
 // servers, `hotstock check` passes after each, the table lists them all, the
 // references are measured in the same run (the mirror scenario's run without
-// a mirror too, beside its lag), and the JSON record is written.
+// a mirror too, beside its lag, and the naive compare-and-swap on the etcd
+// scenario's etcd), and the JSON record is written.
 // Also the LMDB micro-benchmark, briefly.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -73,6 +74,8 @@ test('npm run bench -- --smoke runs every scenario, prints the table and writes 
     const row = throughput!.rows.find((candidate) => candidate.measure.startsWith(measure));
     assert.ok(row !== undefined && row.value > 0, `scenario 1 reports ${measure}`);
   }
+  const onEtcd = report.scenarios.find((scenario) => scenario.name.startsWith('7 '));
+  baselineRow(onEtcd!.rows, 'durable reservations/s vs naive etcd CAS');
   const mirror = report.scenarios.find((scenario) => scenario.name.startsWith('10 '));
   baselineRow(mirror!.rows, 'durable reservations/s with a mirror vs without');
   for (const measure of ['mirror lag P99, revisions', 'mirror lag P99, seconds']) {
