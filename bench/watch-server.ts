@@ -47,10 +47,8 @@ const service = await startService(
 
 /** revision -> commit time (ms); only commits that wrote a SKU record become stock events. */
 const commitTimes: [number, number][] = [];
-service.store.subscribe((change) => {
-  if (change.writes.some((write) => write.type === 'put' && write.key.startsWith('sku/'))) {
-    commitTimes.push([change.revision, clockMs()]);
-  }
+service.store.subscribe('sku/', (change) => {
+  if (change.writes.some((write) => write.type === 'put')) commitTimes.push([change.revision, clockMs()]);
 });
 
 /** Broadcast pass ends: [revision carried through, time (ms)]. */

@@ -6,9 +6,9 @@
 // members (the store's change feed) and computes the same owner of every
 // shard from them (shards.ts). An instance takes a shard it should own once the
 // shard's owner key is absent (a conditional put under its lease: the put's
-// revision is its fence token) and serves it once its change feed has caught
-// up with that revision, so its warm state holds every commit of the
-// previous owner. An instance that should no longer own a shard stops
+// revision is its fence token) and serves it once it has read the shard's
+// SKU records again, after the take, so its warm state holds every commit
+// of the previous owner. An instance that should no longer own a shard stops
 // admitting its writes, lets the batches in flight land, then deletes the
 // owner key. A dead instance's lease lapses and etcd deletes its keys, which
 // frees its shards. Every commit carries the fence (fenced-store.ts), so an
@@ -26,13 +26,13 @@ import {
   clusterShardsCount,
 } from '../constants.ts';
 import { keys } from '../layout.ts';
-import type { ChangeFeedGap, CommittedChange, Store } from '../store/contract.ts';
+import type { CommittedChange, Store } from '../store/contract.ts';
 import type { Fence } from './fenced-store.ts';
 import type { ClusterRegistry } from './registry.ts';
 import { assignShards } from './shards.ts';
 import { ClusterView } from './view.ts';
 
-/** A held shard: taken and waiting for the feed, serving, or letting its batches land before it goes. */
+/** A held shard: taken and reading its SKUs, serving, or letting its batches land before it goes. */
 export type LocalState = 'loading' | 'owned' | 'releasing';
 
 interface Held {
@@ -51,16 +51,19 @@ export interface OwnershipObserver {
 export interface OwnershipOptions {
   memberId: string;
   registry: ClusterRegistry;
-  /** The store whose change feed carries the cluster's keys. */
+  /** The store whose change feed carries the cluster's keys (followed under `cluster/` only). */
   feed: Store;
   /** Lets the writers of the SKUs in these shards answer everything they hold. */
   drain(shards: ReadonlySet<number>): Promise<void>;
+  /**
+   * Reads the SKU records of these shards again into the warm state. Called
+   * once they are taken, so the read is past every commit of their previous
+   * owner (the change feed that follows SKU records is not ordered against
+   * the one that follows the cluster's keys, so it cannot tell).
+   */
+  catchUp(shards: ReadonlySet<number>): Promise<void>;
   log: Logger;
   observer: OwnershipObserver;
-}
-
-function touchesCluster(change: CommittedChange): boolean {
-  return change.writes.some((write) => write.key.startsWith(keys.clusterPrefix));
 }
 
 /** Runs `task` over `items`, at most `limit` at once. */
@@ -80,12 +83,9 @@ export class Ownership implements Fence {
   private lease: { lease: Lease; id: string } | undefined;
   /** True while the lease is lost and not granted again: etcd is unreachable, so nobody waits for an owner. */
   private withoutLease = false;
-  /** The lowest fence token among shards still loading: the feed revision that may promote one. */
-  private promoteAt = Number.POSITIVE_INFINITY;
   private url: string | undefined;
   private leaving = false;
   private stopped = false;
-  private feedRevision = 0;
   private readonly waiters = new Set<() => void>();
   private reconciling = false;
   private again = false;
@@ -107,11 +107,12 @@ export class Ownership implements Fence {
   async start(): Promise<void> {
     let buffered: CommittedChange[] | undefined = [];
     this.unsubscribe = this.options.feed.subscribe(
+      keys.clusterPrefix,
       (change) => {
         if (buffered === undefined) this.onChange(change);
-        else if (touchesCluster(change)) buffered.push(change);
+        else buffered.push(change);
       },
-      (gap) => void this.onGap(gap),
+      () => void this.onGap(),
     );
     do {
       buffered = [];
@@ -129,20 +130,15 @@ export class Ownership implements Fence {
   }
 
   private onChange(change: CommittedChange): void {
-    this.feedRevision = change.revision;
-    const touched = this.view.apply(change);
-    const loaded = this.promoteLoaded();
-    if (touched) this.schedule();
-    if (touched || loaded) this.notify();
+    if (!this.view.apply(change)) return;
+    this.schedule();
+    this.notify();
   }
 
   /** The feed lost changes (etcd compacted them): read the cluster's keys again. */
-  private async onGap(gap: ChangeFeedGap): Promise<void> {
+  private async onGap(): Promise<void> {
     await this.retrying('could not read the cluster after a change-feed gap', async () => {
       await this.loadSnapshot();
-      // The feed goes on after the gap: a shard taken inside it is served once the engine has re-read.
-      this.feedRevision = Math.max(this.feedRevision, gap.resumedAfterRevision);
-      this.promoteLoaded();
       this.schedule();
       this.notify();
     });
@@ -161,25 +157,6 @@ export class Ownership implements Fence {
         backoffMs = Math.min(2 * backoffMs, clusterRetryBackoffMsMax);
       }
     }
-  }
-
-  /**
-   * A shard taken at revision T serves once the feed has delivered T: every
-   * commit of its previous owner came before, so the engine has seen them all.
-   */
-  private promoteLoaded(): boolean {
-    // Called for every change the feed delivers: one comparison unless a shard may be ready.
-    if (this.feedRevision < this.promoteAt) return false;
-    let promoted = false;
-    this.promoteAt = Number.POSITIVE_INFINITY;
-    for (const held of this.held.values()) {
-      if (held.state !== 'loading') continue;
-      if (held.token <= this.feedRevision) {
-        held.state = 'owned';
-        promoted = true;
-      } else this.promoteAt = Math.min(this.promoteAt, held.token);
-    }
-    return promoted;
   }
 
   /**
@@ -313,18 +290,33 @@ export class Ownership implements Fence {
 
   private async acquire(shards: readonly number[], lease: { id: string } | undefined): Promise<void> {
     if (shards.length === 0 || lease === undefined) return;
-    let taken = 0;
+    const taken = new Map<number, Held>();
     await eachLimited(shards, clusterShardCallsConcurrency, async (shard) => {
       const token = await this.options.registry.acquire(shard, this.memberId, lease.id);
       // Another instance holds it (the view will say who), or the lease was lost meanwhile (the key went with it).
       if (token === undefined || this.lease?.id !== lease.id) return;
-      this.held.set(shard, { token, state: 'loading' });
-      this.promoteAt = Math.min(this.promoteAt, token);
-      taken++;
+      const held: Held = { token, state: 'loading' };
+      this.held.set(shard, held);
+      taken.set(shard, held);
     });
-    if (taken === 0) return;
-    this.promoteLoaded();
-    this.options.observer.handedOver('acquired', taken);
+    if (taken.size === 0) return;
+    this.options.observer.handedOver('acquired', taken.size);
+    this.notify();
+    await this.serveOnceRead(taken);
+  }
+
+  /**
+   * Serves shards just taken once their SKUs are read again (the read
+   * retried until it succeeds, or the shards are gone: a lost lease, a
+   * refusal, a stop).
+   */
+  private async serveOnceRead(taken: ReadonlyMap<number, Held>): Promise<void> {
+    const stillTaken = () => [...taken].filter(([shard, held]) => this.held.get(shard) === held);
+    await this.retrying('could not read the SKUs of the shards taken', async () => {
+      const shards = stillTaken().map(([shard]) => shard);
+      if (shards.length > 0) await this.options.catchUp(new Set(shards));
+    });
+    for (const [, held] of stillTaken()) if (held.state === 'loading') held.state = 'owned';
     this.notify();
   }
 

@@ -307,9 +307,10 @@ export class Engine implements Mutations {
   followStore(): () => void {
     const store = this.routing.home;
     return store.subscribe(
+      keys.skuPrefix,
       (change) => {
         for (const write of change.writes) {
-          if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
+          if (write.type !== 'put') continue;
           this.observeSku(store, write.value as SkuRecord, change.revision);
         }
       },

@@ -124,13 +124,16 @@ export interface Store {
   /** The revision of the latest durable commit (0 for an empty store). */
   revision(): Promise<number>;
   /**
-   * Calls `listener` for every commit after this call, in revision order,
-   * once it is durable, including commits made by other processes where the
-   * backend can see them. When the backend loses commits the feed cannot
-   * deliver (a compacted etcd revision), `onGap` hears of it before the feed
-   * goes on. Returns the function that stops the feed.
+   * Calls `listener` for every commit after this call that writes a key
+   * starting with `prefix` ('' for every key), with those writes only, in
+   * revision order, once it is durable, including commits made by other
+   * processes where the backend can see them. Subscriptions to different
+   * prefixes are not ordered against each other. When the backend loses
+   * commits the feed cannot deliver (a compacted etcd revision), `onGap`
+   * hears of it before the feed goes on. Returns the function that stops
+   * the feed.
    */
-  subscribe(listener: ChangeListener, onGap?: GapListener): () => void;
+  subscribe(prefix: string, listener: ChangeListener, onGap?: GapListener): () => void;
   close(): Promise<void>;
 }
 

@@ -53,8 +53,8 @@ export class DelegatingStore implements Store {
     return this.inner.revision();
   }
 
-  subscribe(listener: ChangeListener, onGap?: GapListener): () => void {
-    return this.inner.subscribe(listener, onGap);
+  subscribe(prefix: string, listener: ChangeListener, onGap?: GapListener): () => void {
+    return this.inner.subscribe(prefix, listener, onGap);
   }
 
   close(): Promise<void> {

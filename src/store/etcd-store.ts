@@ -12,14 +12,13 @@
 //   etcd's limits is refused whole.
 // - The store revision is etcd's header revision; an entry's version is its
 //   mod_revision. etcd fsyncs its log on a quorum before it answers.
-// - The change feed is one etcd watch over the prefix. It resumes from the
-//   last delivered revision after the stream breaks; when etcd has compacted
-//   that revision the feed reports a gap (the subscriber reloads) and goes on.
+// - The change feed is one etcd watch per subscribed key prefix
+//   (etcd-feed.ts), so a subscriber receives, and etcd sends it, only the
+//   keys it follows.
 // - Every call has a deadline from constants.ts and, when a breaker is given,
 //   runs through it, so a dead cluster becomes fast `backend_unavailable`.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConsecutiveBreaker,
   circuitBreaker,
@@ -29,7 +28,7 @@ import {
   noop,
   retry,
 } from 'cockatiel';
-import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, isRecoverableError, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, isRecoverableError } from 'etcd3';
 import {
   etcdCallAttemptsMax,
   etcdCommitBytesMax,
@@ -37,7 +36,6 @@ import {
   etcdDialTimeoutMs,
   etcdReadTimeoutMs,
   etcdRequestBytesMax,
-  etcdStatusTimeoutMs,
   etcdWatchBackoffMsMax,
   etcdWatchBackoffMsMin,
   retryAfterSeconds,
@@ -46,7 +44,6 @@ import type { BackendBreaker } from './backend-breaker.ts';
 import {
   type ChangeListener,
   type CommitResult,
-  type CommittedChange,
   type Entry,
   type GapListener,
   type RangeQuery,
@@ -56,6 +53,7 @@ import {
   type VersionCheck,
   type Write,
 } from './contract.ts';
+import { EtcdFeed, type EtcdFeedHost } from './etcd-feed.ts';
 
 export interface EtcdTls {
   caFile: string;
@@ -171,31 +169,6 @@ export interface EtcdStoreOptions {
   breaker?: BackendBreaker;
 }
 
-interface Subscriber {
-  listener: ChangeListener;
-  onGap: GapListener | undefined;
-  /** Deliveries before this revision happened before the subscription. */
-  fromRevision: number;
-}
-
-/**
- * A put from the change feed whose value is parsed when first read: the
- * feed carries every write (orders included), and its subscribers look at
- * SKU records only. A value that is not JSON throws where it is read, inside
- * that subscriber's call, which the feed isolates.
- */
-function lazyPut(key: string, raw: Buffer): Write {
-  let parsed: { value: unknown } | undefined;
-  return {
-    type: 'put',
-    key,
-    get value() {
-      parsed ??= { value: JSON.parse(raw.toString('utf8')) };
-      return parsed.value;
-    },
-  };
-}
-
 /** Protobuf framing of one Txn operation (field tags, lengths, the op's own fields), counted generously. */
 const txnOpFramingBytes = 32;
 
@@ -213,12 +186,11 @@ export class EtcdStore implements Store {
   private readonly prefixBytes: Buffer;
   private readonly maxTxnOps: number;
   private readonly breaker: BackendBreaker | undefined;
-  private readonly subscribers = new Set<Subscriber>();
-  private watcher: Watcher | undefined;
+  /** The change feeds, by the key prefix they follow. */
+  private readonly feeds = new Map<string, EtcdFeed>();
+  private readonly feedHost: EtcdFeedHost;
   /** The highest revision any answer from etcd has shown this store. */
   private seenRevision = 0;
-  /** The last revision the feed delivered (or skipped past, for revisions with none of our keys). */
-  private feedRevision = 0;
   /** Reads that fail recoverably go to another member, up to `etcdCallAttemptsMax` attempts in all. */
   private readonly readRetry = retry(handleWhen(recoverable), { maxAttempts: etcdCallAttemptsMax - 1 });
   private closed = false;
@@ -231,6 +203,12 @@ export class EtcdStore implements Store {
     this.prefixBytes = Buffer.from(options.prefix, 'utf8');
     this.maxTxnOps = options.maxTxnOps;
     this.breaker = options.breaker;
+    this.feedHost = {
+      client: this.client,
+      revision: () => this.revision(),
+      see: (revision) => this.see(revision),
+      unkey: (raw) => this.unkey(raw),
+    };
     // etcd caps compares and success ops at max-txn-ops each, so checks and writes each get the whole cap.
     this.limits = {
       commitChecksMax: options.maxTxnOps,
@@ -394,113 +372,25 @@ export class EtcdStore implements Store {
     return this.see(response.header.revision);
   }
 
-  subscribe(listener: ChangeListener, onGap?: GapListener): () => void {
-    const subscriber: Subscriber = { listener, onGap, fromRevision: this.seenRevision + 1 };
-    this.subscribers.add(subscriber);
-    if (this.watcher === undefined) {
-      this.feedRevision = this.seenRevision;
-      this.startWatch(this.seenRevision + 1);
+  subscribe(prefix: string, listener: ChangeListener, onGap?: GapListener): () => void {
+    let feed = this.feeds.get(prefix);
+    if (feed === undefined) {
+      feed = new EtcdFeed(this.feedHost, this.key(prefix));
+      this.feeds.set(prefix, feed);
     }
+    const unsubscribe = feed.subscribe(listener, onGap, this.seenRevision);
     return () => {
-      this.subscribers.delete(subscriber);
-      if (this.subscribers.size === 0) this.stopWatch();
+      unsubscribe();
+      if (feed.idle && this.feeds.get(prefix) === feed) this.feeds.delete(prefix);
     };
-  }
-
-  private startWatch(fromRevision: number): void {
-    if (this.closed) return;
-    const watcher = this.client.watch().prefix(this.prefixBytes).startRevision(String(fromRevision)).watcher();
-    this.watcher = watcher;
-    watcher.on('data', (response) => {
-      if (this.watcher !== watcher) return;
-      try {
-        this.deliverEvents(response.events);
-      } catch (error) {
-        // A value under our prefix that is not ours (not JSON) must not take the process down.
-        process.emitWarning(`change feed could not read a watch event: ${(error as Error).stack ?? error}`);
-      }
-      // The feed advances only by the events it delivered: while a watch catches up, each
-      // response's header carries etcd's current revision, not the last event sent, so
-      // resuming after the header could skip events.
-    });
-    watcher.on('disconnected', () => {
-      // Resume exactly after what was delivered, whatever etcd3 tracked meanwhile.
-      watcher.request.start_revision = String(this.feedRevision + 1);
-    });
-    watcher.on('error', (error: Error) => {
-      if (this.watcher !== watcher) return;
-      this.watcher = undefined;
-      void this.recoverFeed(error);
-    });
-  }
-
-  /** The watch was cancelled (etcd compacted the revision it resumes from): report the gap, then go on. */
-  private async recoverFeed(error: Error): Promise<void> {
-    const fromRevision = this.feedRevision + 1;
-    // etcd 3.4 cancels a watch whose start revision it has compacted, often without a reason text.
-    const reason = `etcd cancelled the watch resuming at revision ${fromRevision} (${error.message.replace(/:\s*$/, '')}); history before the compacted revision is gone`;
-    for (let attempt = 0; !this.closed && this.subscribers.size > 0; attempt++) {
-      try {
-        const current = await this.revision();
-        this.feedRevision = current;
-        for (const subscriber of this.subscribers) {
-          subscriber.onGap?.({ fromRevision, resumedAfterRevision: current, reason });
-        }
-        this.startWatch(current + 1);
-        return;
-      } catch {
-        // Retried for as long as the feed is wanted (like the watch itself), at a capped pace.
-        await sleep(Math.min(etcdWatchBackoffMsMax, etcdWatchBackoffMsMin * 2 ** Math.min(attempt, 16)));
-      }
-    }
-  }
-
-  private deliverEvents(events: readonly { type: string; kv: IKeyValue }[]): void {
-    let change: { revision: number; writes: Write[] } | undefined;
-    for (const event of events) {
-      const revision = Number(event.kv.mod_revision);
-      if (revision <= this.feedRevision) continue; // already delivered before a reconnect
-      if (change && change.revision !== revision) {
-        this.deliver(change);
-        change = undefined;
-      }
-      change ??= { revision, writes: [] };
-      const key = this.unkey(event.kv.key);
-      change.writes.push(event.type === 'Delete' ? { type: 'delete', key } : lazyPut(key, event.kv.value));
-    }
-    if (change) this.deliver(change);
-  }
-
-  private deliver(change: CommittedChange): void {
-    assert.ok(change.revision > this.feedRevision, `revision ${change.revision} delivered out of order`);
-    this.feedRevision = change.revision;
-    this.see(change.revision);
-    for (const subscriber of this.subscribers) {
-      if (change.revision < subscriber.fromRevision) continue;
-      try {
-        subscriber.listener(change);
-      } catch (error) {
-        process.emitWarning(
-          `change listener failed at revision ${change.revision}: ${(error as Error).stack ?? error}`,
-        );
-      }
-    }
-  }
-
-  private stopWatch(): void {
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    if (watcher) void watcher.cancel().catch(() => undefined);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.subscribers.clear();
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    // Cancelling waits for etcd to confirm; with etcd gone that would never come.
-    if (watcher) await Promise.race([watcher.cancel().catch(() => undefined), sleep(etcdStatusTimeoutMs)]);
+    const feeds = [...this.feeds.values()];
+    this.feeds.clear();
+    await Promise.all(feeds.map((feed) => feed.close()));
     if (this.ownsClient) this.client.close();
   }
 }

@@ -59,7 +59,7 @@ export class LmdbStore implements Store {
   private readonly root: RootDatabase;
   private readonly data: Database<unknown, Buffer>;
   private readonly meta: Database<number, string>;
-  private readonly listeners = new Set<ChangeListener>();
+  private readonly subscriptions = new Set<{ prefix: string; listener: ChangeListener }>();
   private lastDeliveredRevision = 0;
   /** The revision the last issued commit got. */
   private issuedRevision = 0;
@@ -234,9 +234,11 @@ export class LmdbStore implements Store {
   private deliver(revision: number, writes: readonly Write[]): void {
     assert.ok(revision > this.lastDeliveredRevision, `revision ${revision} delivered out of order`);
     this.lastDeliveredRevision = revision;
-    for (const listener of this.listeners) {
+    for (const { prefix, listener } of this.subscriptions) {
+      const under = prefix === '' ? writes : writes.filter((write) => write.key.startsWith(prefix));
+      if (under.length === 0) continue;
       try {
-        listener({ revision, writes });
+        listener({ revision, writes: under });
       } catch (error) {
         // The commit is durable whatever a listener does; its caller must still hear "ok".
         process.emitWarning(`change listener failed at revision ${revision}: ${(error as Error).stack ?? error}`);
@@ -248,13 +250,14 @@ export class LmdbStore implements Store {
     return this.currentRevision();
   }
 
-  subscribe(listener: ChangeListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  subscribe(prefix: string, listener: ChangeListener): () => void {
+    const subscription = { prefix, listener };
+    this.subscriptions.add(subscription);
+    return () => this.subscriptions.delete(subscription);
   }
 
   async close(): Promise<void> {
-    this.listeners.clear();
+    this.subscriptions.clear();
     await this.root.close();
     this.releaseLock();
   }

@@ -118,6 +118,7 @@ export class WatchHub {
   /** Follows the change feed, then loads every SKU's current state (feed first, so no commit falls between). */
   async start(): Promise<void> {
     this.unsubscribe = this.store.subscribe(
+      keys.skuPrefix,
       (change) => this.ingest(change),
       (gap) => void this.recoverFromGap(gap),
     );
@@ -251,7 +252,7 @@ export class WatchHub {
     const historic = change.revision <= this.history.coveredFrom;
     let events = 0;
     for (const write of change.writes) {
-      if (write.type !== 'put' || !write.key.startsWith(keys.skuPrefix)) continue;
+      if (write.type !== 'put') continue;
       const record = write.value as SkuRecord;
       if ((this.states.get(record.sku)?.version ?? 0) >= change.revision) continue;
       const state = this.setState(record, change.revision);

@@ -40,8 +40,15 @@ after(async () => {
   await cluster?.stop();
 });
 
-/** An instance's store and ownership on `prefix`; `drain` stands for its engine's writers. */
-function instance(prefix: string, drain: () => Promise<void> = async () => {}) {
+/**
+ * An instance's store and ownership on `prefix`; `drain` stands for its
+ * engine's writers, `catchUp` for its engine reading the SKUs again.
+ */
+function instance(
+  prefix: string,
+  drain: () => Promise<void> = async () => {},
+  catchUp: (shards: ReadonlySet<number>) => Promise<void> = async () => {},
+) {
   const client = createEtcdClient({ endpoints: cluster.endpoints });
   const store = new EtcdStore({ client, ownsClient: true, prefix, maxTxnOps: etcdMaxTxnOpsDefault });
   const ownership = new Ownership({
@@ -49,6 +56,7 @@ function instance(prefix: string, drain: () => Promise<void> = async () => {}) {
     registry: new ClusterRegistry(client, prefix, leaseTtlS),
     feed: store,
     drain,
+    catchUp,
     log: createLogger('silent'),
     observer: { handedOver() {} },
   });
@@ -134,5 +142,40 @@ describe('the fence', () => {
     const half = clusterShardsCount / 2;
     await until('the shards are split', () => next.ownership.figures().shardsServing === half);
     assert.equal(old.ownership.figures().shardsServing, half);
+  });
+
+  test('a shard taken serves once its SKUs were read again after the take; a failed read is tried again', async () => {
+    const prefix = `catch-up-${process.pid}/`;
+    const reads: number[][] = [];
+    let readDone: () => void = () => {};
+    const { ownership } = instance(
+      prefix,
+      async () => {},
+      (shards) => {
+        reads.push([...shards]);
+        if (reads.length === 1) return Promise.reject(new Error('etcd did not answer'));
+        return new Promise((resolve) => {
+          readDone = resolve;
+        });
+      },
+    );
+    await ownership.start();
+    const joined = ownership.join('http://127.0.0.1:9');
+    await until('the read is tried again after it failed', () => reads.length === 2);
+    const everyShard = Array.from({ length: clusterShardsCount }, (_, shard) => shard);
+    assert.deepEqual(
+      reads.map((shards) => shards.sort((a, b) => a - b)),
+      [everyShard, everyShard],
+      'the shards taken',
+    );
+    assert.ok(
+      everyShard.every((shard) => ownership.tokenOf(shard) !== undefined),
+      'every shard is taken',
+    );
+    await sleep(300);
+    assert.equal(ownership.figures().shardsServing, 0, 'none serves before its SKUs are read');
+    readDone();
+    await joined;
+    await until('every shard serves', () => ownership.figures().shardsServing === clusterShardsCount);
   });
 });

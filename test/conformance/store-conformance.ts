@@ -110,10 +110,10 @@ function sameWrite(write: Write): Write {
 }
 
 /** Records the change feed, flagging any delivery out of revision order. */
-function recordFeed(store: Store) {
+function recordFeed(store: Store, prefix = '') {
   const changes: CommittedChange[] = [];
   const orderProblems: string[] = [];
-  const stop = store.subscribe((change) => {
+  const stop = store.subscribe(prefix, (change) => {
     const previous = changes.at(-1);
     if (previous !== undefined && change.revision <= previous.revision) {
       orderProblems.push(`revision ${change.revision} delivered after ${previous.revision}`);
@@ -676,7 +676,7 @@ export function storeConformanceSuite(name: string, openStore: OpenStore): void 
           const before = await commitOk(store, [], [put('f/seen-before', 0)]);
           const feed = recordFeed(store);
           const revisionSeenByListener: Promise<number>[] = [];
-          const stopProbe = store.subscribe(() => {
+          const stopProbe = store.subscribe('', () => {
             revisionSeenByListener.push(store.revision());
           });
           const expected: CommittedChange[] = [];
@@ -754,6 +754,33 @@ export function storeConformanceSuite(name: string, openStore: OpenStore): void 
           await sleep(feedQuietMs);
           assert.ok(afterAll > later.at(-1)!);
           assert.equal(staying.changes.length, 5, 'no delivery after every listener left');
+        }));
+
+      it('a subscription to a prefix gets the commits writing under it, with those writes only', () =>
+        withStore(async ({ store }) => {
+          const skus = recordFeed(store, 'p/sku/');
+          const other = recordFeed(store, 'p/other/');
+          const everything = recordFeed(store);
+          const mixed = await commitOk(store, [], [put('p/order/1', 1), put('p/sku/a', 'a1'), put('p/skull', 'x')]);
+          const ordersOnly = await commitOk(store, [], [put('p/order/2', 2)]);
+          const removal = await commitOk(store, [], [del('p/sku/a'), put('p/other/b', 'b')]);
+          await everything.waitFor(removal);
+          await skus.waitFor(removal);
+          await other.waitFor(removal);
+          await sleep(feedQuietMs);
+          for (const feed of [skus, other, everything]) {
+            assert.deepEqual(feed.orderProblems, []);
+            feed.stop();
+          }
+          assert.deepEqual(skus.changes, [
+            { revision: mixed, writes: [put('p/sku/a', 'a1')] },
+            { revision: removal, writes: [del('p/sku/a')] },
+          ]);
+          assert.deepEqual(other.changes, [{ revision: removal, writes: [put('p/other/b', 'b')] }]);
+          assert.deepEqual(
+            everything.changes.map((change) => change.revision),
+            [mixed, ordersOnly, removal],
+          );
         }));
     });
 

@@ -121,7 +121,7 @@ describe('EtcdStore on a real etcd', () => {
     const writer = openStore(prefix);
     try {
       const changes: CommittedChange[] = [];
-      follower.subscribe((change) => changes.push(change));
+      follower.subscribe('', (change) => changes.push(change));
       const first = await writer.commit([], [put('feed/1', 1)]);
       assert.ok(first.ok);
       await waitUntil('first delivery', () => changes.length === 1);
@@ -165,6 +165,7 @@ describe('EtcdStore on a real etcd', () => {
       const gaps: ChangeFeedGap[] = [];
       const changes: CommittedChange[] = [];
       follower.subscribe(
+        '',
         (change) => changes.push(change),
         (gap) => gaps.push(gap),
       );

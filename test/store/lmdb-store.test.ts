@@ -109,7 +109,7 @@ describe('LmdbStore', () => {
       const reopened = track(new LmdbStore({ dataDir }));
       assert.equal(await reopened.revision(), last);
       const received: number[] = [];
-      reopened.subscribe((change) => received.push(change.revision));
+      reopened.subscribe('', (change) => received.push(change.revision));
       const next = await reopened.commit([], [put('r/next', true)]);
       assert.deepEqual(next, { ok: true, revision: last + 1 });
       assert.deepEqual(received, [last + 1], 'the feed of a reopened store starts after the stored revision');
