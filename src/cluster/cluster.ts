@@ -55,8 +55,7 @@ export class Cluster {
       registry: new ClusterRegistry(options.client, options.prefix, options.config.leaseTtlS),
       feed: options.feed,
       drain: (shards) => this.engine?.drainWhere((skuId) => shards.has(shardOf(skuId))) ?? Promise.resolve(),
-      // Every SKU is read again (one scan of `sku/` either way); the writer of each keeps the newer state.
-      catchUp: async () => void (await this.engine?.warm()),
+      catchUp: (revision) => this.engine?.catchUp(revision) ?? Promise.resolve(),
       log,
       observer: { handedOver: (direction, shards) => options.metrics.clusterHandOvers.inc({ direction }, shards) },
     });

@@ -6,9 +6,8 @@
 // members (the store's change feed) and computes the same owner of every
 // shard from them (shards.ts). An instance takes a shard it should own once the
 // shard's owner key is absent (a conditional put under its lease: the put's
-// revision is its fence token) and serves it once it has read the shard's
-// SKU records again, after the take, so its warm state holds every commit
-// of the previous owner. An instance that should no longer own a shard stops
+// revision is its fence token) and serves it once its warm state has caught
+// up with that revision, so it holds every commit of the previous owner. An instance that should no longer own a shard stops
 // admitting its writes, lets the batches in flight land, then deletes the
 // owner key. A dead instance's lease lapses and etcd deletes its keys, which
 // frees its shards. Every commit carries the fence (fenced-store.ts), so an
@@ -56,12 +55,13 @@ export interface OwnershipOptions {
   /** Lets the writers of the SKUs in these shards answer everything they hold. */
   drain(shards: ReadonlySet<number>): Promise<void>;
   /**
-   * Reads the SKU records of these shards again into the warm state. Called
-   * once they are taken, so the read is past every commit of their previous
-   * owner (the change feed that follows SKU records is not ordered against
-   * the one that follows the cluster's keys, so it cannot tell).
+   * Resolves once the warm state holds every SKU commit made before
+   * `revision` (the latest fence token of the shards just taken), so every
+   * commit of their previous owners. The change feed that follows the SKU
+   * records is not ordered against the one that follows the cluster's keys,
+   * so this is asked of the engine, not read from the cluster's feed.
    */
-  catchUp(shards: ReadonlySet<number>): Promise<void>;
+  catchUp(revision: number): Promise<void>;
   log: Logger;
   observer: OwnershipObserver;
 }
@@ -302,19 +302,19 @@ export class Ownership implements Fence {
     if (taken.size === 0) return;
     this.options.observer.handedOver('acquired', taken.size);
     this.notify();
-    await this.serveOnceRead(taken);
+    await this.serveOnceCaughtUp(taken);
   }
 
   /**
-   * Serves shards just taken once their SKUs are read again (the read
-   * retried until it succeeds, or the shards are gone: a lost lease, a
+   * Serves shards just taken once the warm state has caught up with their
+   * take (tried again until it has, or the shards are gone: a lost lease, a
    * refusal, a stop).
    */
-  private async serveOnceRead(taken: ReadonlyMap<number, Held>): Promise<void> {
+  private async serveOnceCaughtUp(taken: ReadonlyMap<number, Held>): Promise<void> {
     const stillTaken = () => [...taken].filter(([shard, held]) => this.held.get(shard) === held);
     await this.retrying('could not read the SKUs of the shards taken', async () => {
-      const shards = stillTaken().map(([shard]) => shard);
-      if (shards.length > 0) await this.options.catchUp(new Set(shards));
+      const tokens = stillTaken().map(([, held]) => held.token);
+      if (tokens.length > 0) await this.options.catchUp(Math.max(...tokens));
     });
     for (const [, held] of stillTaken()) if (held.state === 'loading') held.state = 'owned';
     this.notify();

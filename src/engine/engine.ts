@@ -56,6 +56,9 @@ export class Engine implements Mutations {
   private readonly hooks: WriterHooks;
   private queuedOps = 0;
   private accepting = true;
+  /** The latest revision the SKU feed (followStore) delivered: the warm state holds every SKU commit before it. */
+  private followedRevision = 0;
+  private readonly followWaiters = new Set<{ revision: number; reached: () => void }>();
 
   constructor(store: Store, options: EngineOptions, observer: EngineObserver) {
     this.store = store;
@@ -313,9 +316,41 @@ export class Engine implements Mutations {
           if (write.type !== 'put') continue;
           this.observeSku(store, write.value as SkuRecord, change.revision);
         }
+        this.followed(change.revision);
       },
       (gap) => void this.rewarm(gap),
     );
+  }
+
+  private followed(revision: number): void {
+    if (revision <= this.followedRevision) return;
+    this.followedRevision = revision;
+    for (const waiter of this.followWaiters) {
+      if (waiter.revision > revision) continue;
+      this.followWaiters.delete(waiter);
+      waiter.reached();
+    }
+  }
+
+  /**
+   * Resolves once the warm state holds every SKU commit made before
+   * `revision`: when the SKU feed delivers a commit at or after it (it
+   * delivers in order, so everything before came first), or when a read of
+   * every SKU started now completes, whichever is first. The feed is quick
+   * while any SKU is being written; the read covers a quiet store.
+   */
+  async catchUp(revision: number): Promise<void> {
+    if (this.followedRevision >= revision) return;
+    const waiter = { revision, reached: () => {} };
+    const reached = new Promise<void>((resolve) => {
+      waiter.reached = resolve;
+    });
+    this.followWaiters.add(waiter);
+    try {
+      await Promise.race([reached, this.warm()]);
+    } finally {
+      this.followWaiters.delete(waiter);
+    }
   }
 
   /** Adopts a SKU record read from `store`, if that store is authoritative for the SKU. */
@@ -334,6 +369,8 @@ export class Engine implements Mutations {
   private async rewarm(gap: ChangeFeedGap): Promise<void> {
     try {
       await this.warm();
+      // The read came after the gap, so it holds every commit the feed skipped.
+      this.followed(gap.resumedAfterRevision);
       this.observer.feedGapped?.(gap);
     } catch (error) {
       // Warm state older than the store only costs a conflict and a reload on the next commit.

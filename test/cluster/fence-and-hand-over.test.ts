@@ -42,12 +42,12 @@ after(async () => {
 
 /**
  * An instance's store and ownership on `prefix`; `drain` stands for its
- * engine's writers, `catchUp` for its engine reading the SKUs again.
+ * engine's writers, `catchUp` for its engine catching up with a revision.
  */
 function instance(
   prefix: string,
   drain: () => Promise<void> = async () => {},
-  catchUp: (shards: ReadonlySet<number>) => Promise<void> = async () => {},
+  catchUp: (revision: number) => Promise<void> = async () => {},
 ) {
   const client = createEtcdClient({ endpoints: cluster.endpoints });
   const store = new EtcdStore({ client, ownsClient: true, prefix, maxTxnOps: etcdMaxTxnOpsDefault });
@@ -144,37 +144,34 @@ describe('the fence', () => {
     assert.equal(old.ownership.figures().shardsServing, half);
   });
 
-  test('a shard taken serves once its SKUs were read again after the take; a failed read is tried again', async () => {
+  test('a shard taken serves once the warm state caught up with its take; a failed catch-up is tried again', async () => {
     const prefix = `catch-up-${process.pid}/`;
-    const reads: number[][] = [];
-    let readDone: () => void = () => {};
+    const asked: number[] = [];
+    let caughtUp: () => void = () => {};
     const { ownership } = instance(
       prefix,
       async () => {},
-      (shards) => {
-        reads.push([...shards]);
-        if (reads.length === 1) return Promise.reject(new Error('etcd did not answer'));
+      (revision) => {
+        asked.push(revision);
+        if (asked.length === 1) return Promise.reject(new Error('etcd did not answer'));
         return new Promise((resolve) => {
-          readDone = resolve;
+          caughtUp = resolve;
         });
       },
     );
     await ownership.start();
     const joined = ownership.join('http://127.0.0.1:9');
-    await until('the read is tried again after it failed', () => reads.length === 2);
-    const everyShard = Array.from({ length: clusterShardsCount }, (_, shard) => shard);
-    assert.deepEqual(
-      reads.map((shards) => shards.sort((a, b) => a - b)),
-      [everyShard, everyShard],
-      'the shards taken',
-    );
+    await until('the catch-up is tried again after it failed', () => asked.length === 2);
+    const tokens = Array.from({ length: clusterShardsCount }, (_, shard) => ownership.tokenOf(shard));
     assert.ok(
-      everyShard.every((shard) => ownership.tokenOf(shard) !== undefined),
+      tokens.every((token) => token !== undefined),
       'every shard is taken',
     );
+    const latestTake = Math.max(...(tokens as number[]));
+    assert.deepEqual(asked, [latestTake, latestTake], 'asked to catch up with the latest take');
     await sleep(300);
-    assert.equal(ownership.figures().shardsServing, 0, 'none serves before its SKUs are read');
-    readDone();
+    assert.equal(ownership.figures().shardsServing, 0, 'none serves before the warm state caught up');
+    caughtUp();
     await joined;
     await until('every shard serves', () => ownership.figures().shardsServing === clusterShardsCount);
   });
