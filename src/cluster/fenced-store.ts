@@ -17,7 +17,6 @@ import assert from 'node:assert/strict';
 import { retryAfterSeconds } from '../constants.ts';
 import { keys } from '../layout.ts';
 import {
-  type CommitResult,
   FenceRefusal,
   type PendingCommit,
   type Store,
@@ -65,12 +64,26 @@ export class FencedStore extends DelegatingStore {
       return Promise.reject(new FenceRefusal(`this instance does not own shard ${shard}`, retryAfterSeconds));
     }
     const fenceKey = keys.shardOwner(shard);
-    return this.inner.commit([...checks, { key: fenceKey, version: token }], writes).then((result: CommitResult) => {
+    return this.inner.commit([...checks, { key: fenceKey, version: token }], writes).then(async (result) => {
       if (result.ok || !result.conflictKeys.includes(fenceKey)) return result;
+      if (await this.stillHeld(fenceKey, token)) {
+        return { ok: false, conflictKeys: result.conflictKeys.filter((key) => key !== fenceKey) };
+      }
       this.fence.refused(shard, token);
       this.onRefused('etcd');
       throw new FenceRefusal(`shard ${shard} has another owner now`, retryAfterSeconds);
     });
+  }
+
+  /**
+   * Whether the owner key is still at this holder's token. Asked before
+   * letting a shard go, because a store that cannot tell which checks failed
+   * names them all (the etcd store, when its read after the failed compare
+   * fails too). If etcd cannot answer this either, the commit fails as a
+   * store failure: nothing was applied, and the shard is kept.
+   */
+  private async stillHeld(fenceKey: string, token: number): Promise<boolean> {
+    return (await this.inner.get(fenceKey))?.version === token;
   }
 }
 

@@ -4,7 +4,8 @@
 // still holding its old token, as a paused one would), etcd's compare
 // refuses it and nothing is applied; after that, and for a shard never held,
 // the commit is refused before it is sent. Commits without SKU records are
-// not fenced. A hand-over lets the old owner's batches land first: the new
+// not fenced. A conflict that names the owner key only because the store
+// could not tell which checks failed keeps the shard. A hand-over lets the old owner's batches land first: the new
 // owner cannot take a shard until the old one has drained it.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -16,7 +17,8 @@ import { shardOf } from '../../src/cluster/shards.ts';
 import { clusterShardsCount, etcdMaxTxnOpsDefault } from '../../src/constants.ts';
 import { keys } from '../../src/layout.ts';
 import { createLogger } from '../../src/logger.ts';
-import { FenceRefusal } from '../../src/store/contract.ts';
+import { type CommitResult, FenceRefusal, type VersionCheck, type Write } from '../../src/store/contract.ts';
+import { DelegatingStore } from '../../src/store/delegating-store.ts';
 import { createEtcdClient, EtcdStore } from '../../src/store/etcd-store.ts';
 import { type EtcdCluster, startEtcdCluster } from '../support/etcd.ts';
 import { sleep } from '../support/load.ts';
@@ -74,6 +76,14 @@ async function until(what: string, done: () => boolean): Promise<void> {
 
 const record = (sku: string, total: number) => ({ sku, total });
 
+/** Names every checked key of a failed commit, as the etcd store does when its read after the failed compare fails. */
+class NamesEveryCheckedKey extends DelegatingStore {
+  override async commit(checks: readonly VersionCheck[], writes: readonly Write[]): Promise<CommitResult> {
+    const result = await this.inner.commit(checks, writes);
+    return result.ok ? result : { ok: false, conflictKeys: checks.map((check) => check.key) };
+  }
+}
+
 describe('the fence', () => {
   test('a holder whose owner key another put meanwhile is refused by etcd, then before sending', async () => {
     const prefix = `fence-${process.pid}/`;
@@ -113,6 +123,28 @@ describe('the fence', () => {
     await assert.rejects(after, FenceRefusal);
     assert.deepEqual(refusals, ['etcd', 'local'], 'refused before it is sent');
     assert.equal((await store.get<{ total: number }>(keys.sku(sku)))?.value.total, 1);
+  });
+
+  test('a conflict naming every checked key keeps the shard while its owner key is still this holder', async () => {
+    const prefix = `fence-unsure-${process.pid}/`;
+    const { store, ownership } = instance(prefix);
+    await ownership.start();
+    await ownership.join('http://127.0.0.1:9');
+    await until('the only member serves every shard', () => ownership.figures().shardsServing === clusterShardsCount);
+    const refusals: FenceCheck[] = [];
+    const fenced = new FencedStore(new NamesEveryCheckedKey(store), ownership, (check) => refusals.push(check));
+    const sku = 'unsure-sku';
+    const put = (total: number) => [{ type: 'put' as const, key: keys.sku(sku), value: record(sku, total) }];
+    const first = await fenced.commit([], put(1));
+    assert.ok(first.ok);
+
+    // A real conflict on the SKU record (checked at a version it no longer has), reported with every checked key.
+    const conflict = await fenced.commit([{ key: keys.sku(sku), version: first.revision - 1 }], put(2));
+    assert.deepEqual(conflict, { ok: false, conflictKeys: [keys.sku(sku)] }, 'a conflict, the owner key taken out');
+    assert.deepEqual(refusals, [], 'not a fence refusal');
+    assert.ok(ownership.tokenOf(shardOf(sku)) !== undefined, 'the shard is still held');
+    const retried = await fenced.commit([{ key: keys.sku(sku), version: first.revision }], put(3));
+    assert.ok(retried.ok, 'the retry after reloading commits');
   });
 
   test("a hand-over waits for the old owner's batches to land before the new owner takes the shard", async () => {
