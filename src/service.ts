@@ -302,7 +302,7 @@ async function buildParts(config: Readonly<ServeConfig>, lifecycle: Lifecycle): 
     engine,
     config.sweepIntervalMs,
     (error) => app.log.error({ err: error }, 'sweep failed'),
-    // Each instance expires the reservations of the SKUs it writes.
+    // Each instance sweeps the reservations and idempotency records of the SKUs it writes.
     cluster && ((skuId) => cluster.serves(skuId)),
   );
   return { config, metrics, store, cluster, cutover, engine, mutations, shedder, watch, secrets, app, sweeper };

@@ -21,9 +21,11 @@
 //
 // In distributed mode, each instance expires the reservations of the SKUs it
 // writes (`sweeps`): an expiry is a transition its SKU's writer decides, and
-// only the owner's writer can commit it. Lapsed idempotency records carry no
-// SKU record, so any instance may drop them; their version checks make
-// concurrent drops harmless.
+// only the owner's writer can commit it. Lapsed idempotency records are
+// dropped by the owner of their SKU too, so instances do not race to delete
+// the same keys (their version checks would make that harmless, but every
+// race is a failed commit); an expiry entry whose record is gone is dropped
+// by whoever reads it first.
 import { scanPageEntries, sweepEntriesMax } from '../constants.ts';
 import type { OrderRecord } from '../domain/types.ts';
 import {
@@ -61,9 +63,9 @@ export class Sweeper {
   private readonly sweeps: (skuId: string) => boolean;
 
   /**
-   * `sweeps` picks the SKUs whose reservations this instance expires (in
-   * distributed mode, those it writes); each SKU's own store is the engine's
-   * routing's.
+   * `sweeps` picks the SKUs whose reservations and idempotency records this
+   * instance sweeps (in distributed mode, those it writes); each SKU's own
+   * store is the engine's routing's.
    */
   constructor(
     engine: Engine,
@@ -213,6 +215,7 @@ export class Sweeper {
       const skuId = record && skuOfIdempotencyRecord(record.value);
       // A mirror copy is dropped on its SKU's own store, and the drop mirrored here.
       if (skuId !== undefined && this.engine.routing.storeFor(skuId) !== store) return;
+      if (skuId !== undefined && !this.sweeps(skuId)) return;
       checks.push({ key: entry.key, version: entry.version });
       writes.push({ type: 'delete', key: entry.key });
       if (record !== undefined && record.value.expiresAtMs <= nowMs) {
