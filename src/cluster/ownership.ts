@@ -7,11 +7,12 @@
 // shard from them (shards.ts). An instance takes a shard it should own once the
 // shard's owner key is absent (a conditional put under its lease: the put's
 // revision is its fence token) and serves it once its warm state has caught
-// up with that revision, so it holds every commit of the previous owner. An instance that should no longer own a shard stops
-// admitting its writes, lets the batches in flight land, then deletes the
-// owner key. A dead instance's lease lapses and etcd deletes its keys, which
-// frees its shards. Every commit carries the fence (fenced-store.ts), so an
-// instance that still believes it owns a shard it lost cannot write.
+// up with that revision, so it holds every commit of the previous owner. An
+// instance that should no longer own a shard stops admitting its writes,
+// lets the batches in flight land, then deletes the owner key. A dead
+// instance's lease lapses and etcd deletes its keys, which frees its shards.
+// Every commit carries the fence (fenced-store.ts), so an instance that
+// still believes it owns a shard it lost cannot write.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lease } from 'etcd3';
 import type { Logger } from 'pino';
@@ -31,7 +32,7 @@ import type { ClusterRegistry } from './registry.ts';
 import { assignShards } from './shards.ts';
 import { ClusterView } from './view.ts';
 
-/** A held shard: taken and reading its SKUs, serving, or letting its batches land before it goes. */
+/** A held shard: taken and catching up with its take, serving, or letting its batches land before it goes. */
 export type LocalState = 'loading' | 'owned' | 'releasing';
 
 interface Held {
@@ -312,7 +313,7 @@ export class Ownership implements Fence {
    */
   private async serveOnceCaughtUp(taken: ReadonlyMap<number, Held>): Promise<void> {
     const stillTaken = () => [...taken].filter(([shard, held]) => this.held.get(shard) === held);
-    await this.retrying('could not read the SKUs of the shards taken', async () => {
+    await this.retrying('could not catch up with the shards taken', async () => {
       const tokens = stillTaken().map(([, held]) => held.token);
       if (tokens.length > 0) await this.options.catchUp(Math.max(...tokens));
     });

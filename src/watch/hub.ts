@@ -1,7 +1,8 @@
 // The watch hub: follows the store's change feed of SKU records (every
 // durable commit that writes one, in revision order, including commits other
-// instances made where the store can see them), keeps the latest stock state of every SKU and a bounded history
-// of stock events, and fans events out to SSE watchers.
+// instances made where the store can see them), keeps the latest stock state
+// of every SKU and a bounded history of stock events, and fans events out to
+// SSE watchers.
 //
 // Cost per watcher is a few fields: a cursor (the revision through which it
 // has every event it wants), a flag saying it fell behind, and its socket.
